@@ -280,6 +280,11 @@ class AlertRules(_Strict):
     actions: dict[str, Label]
 
 
+class IngestRules(_Strict):
+    db_lookback_days: int = Field(ge=0)
+    chunk_rows: int = Field(ge=1000)
+
+
 class QualityRules(_Strict):
     currency: str = Field(min_length=1)
     earliest_timestamp: date
@@ -295,6 +300,7 @@ class Rules(_Strict):
     segments: SegmentRules
     churn: ChurnRules
     alerts: AlertRules
+    ingest: IngestRules
     quality: QualityRules
 
     def dbt_vars(self) -> dict[str, Any]:

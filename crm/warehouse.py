@@ -59,7 +59,7 @@ QUALITY_DDL = [
     """CREATE TABLE IF NOT EXISTS quality.rejected_rows (
         entity VARCHAR, source VARCHAR, row_number BIGINT, raw_record VARCHAR,
         reason VARCHAR, severity VARCHAR, run_id VARCHAR, rejected_at TIMESTAMP,
-        record_id VARCHAR, rule VARCHAR
+        record_id VARCHAR, rule VARCHAR, load_seq BIGINT
     )""",
     """CREATE TABLE IF NOT EXISTS quality.load_audit (
         run_id VARCHAR, entity VARCHAR, source VARCHAR, rows_read BIGINT, rows_loaded BIGINT,

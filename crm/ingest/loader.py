@@ -1,0 +1,589 @@
+"""Loads every source into the warehouse's raw tables (contract.md §1).
+
+Grain: one raw row per loaded version of a source record. Consumers: the dbt staging models
+(latest `_load_seq` per id wins) and the quality checks (audit, rejected rows).
+
+Why the work is split this way: parsing and row rules live in `readers`/`validate` (pure, per
+chunk); everything that needs the warehouse — "is this row a duplicate of what we already hold?",
+"does its parent exist yet?", "which customer does this contact belong to?" — is set-based SQL
+here, so a 30M-row source costs a few queries, not a Python loop.
+
+Guarantees:
+- idempotent: a file already loaded (same path and content hash) is skipped; a database row
+  identical to the version already held counts as a duplicate, not a new version;
+- atomic per source: a source's rows, rejects, audit row and "loaded" mark commit together, so a
+  crash mid-file leaves nothing behind and the file loads again on the next run;
+- nothing valid is lost: orphans wait in `raw.<entity>_orphans` and are retried every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pandas as pd
+
+from crm.ingest.aliases import Aliases
+from crm.ingest.errors import SourceError
+from crm.ingest.readers import RawChunk, normalise_frame, read_file
+from crm.ingest.validate import ValidationContext, validate_chunk
+from crm.rules import Rules
+from crm.schemas import DUCKDB_TYPES, ENTITIES, ENTITY_BY_NAME, Entity
+from crm.warehouse import ensure_schema, raw_table_columns
+
+SUPPORTED_SUFFIXES = (".csv", ".jsonl", ".parquet")
+Log = Callable[[str], None]
+_logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceAudit:
+    """One `quality.load_audit` row: rows_read = rows_loaded + rows_rejected + rows_duplicate."""
+
+    entity: str
+    source: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+
+
+@dataclass
+class LoadReport:
+    run_id: str
+    audits: list[SourceAudit] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    orphans_released: dict[str, int] = field(default_factory=dict)
+    skipped_files: list[str] = field(default_factory=list)
+
+    def totals(self, entity: str) -> SourceAudit:
+        total = SourceAudit(entity, "*")
+        for a in self.audits:
+            if a.entity == entity:
+                total.rows_read += a.rows_read
+                total.rows_loaded += a.rows_loaded
+                total.rows_rejected += a.rows_rejected
+                total.rows_duplicate += a.rows_duplicate
+        return total
+
+
+def mask_url(url: str) -> str:
+    """The database URL as it may appear in messages: never with its password."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL: show only its scheme
+        return url.split(":", 1)[0] + "://…"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def discover_files(landing_dir: Path) -> tuple[dict[str, list[Path]], list[str]]:
+    """Files per entity in path order, and warnings for what is ignored."""
+    found: dict[str, list[Path]] = {e.name: [] for e in ENTITIES}
+    warnings: list[str] = []
+    if not landing_dir.exists():
+        warnings.append(f"landing folder {landing_dir} does not exist; no files loaded")
+        return found, warnings
+    for child in sorted(landing_dir.iterdir()):
+        if child.name.startswith("."):
+            continue
+        if not child.is_dir():
+            warnings.append(f"{child.name}: not inside an entity sub-folder; ignored")
+            continue
+        if child.name not in found:
+            warnings.append(
+                f"{child.name}/: unknown sub-folder (expected one of {', '.join(found)}); ignored"
+            )
+            continue
+        for path in sorted(p for p in child.rglob("*") if p.is_file()):
+            rel = path.relative_to(landing_dir).as_posix()
+            if path.name.startswith("."):
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                warnings.append(f"{rel}: not a .csv, .jsonl or .parquet file; ignored")
+                continue
+            found[child.name].append(path)
+    return found, warnings
+
+
+class Loader:
+    """Loads all sources for one run. Use `Loader(...).run()`; one instance per run."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        landing_dir: Path,
+        source_db_url: str | None,
+        rules: Rules,
+        aliases: Aliases,
+        timezone: str,
+        run_id: str,
+        log: Log | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.con = con
+        self.landing_dir = Path(landing_dir)
+        self.source_db_url = source_db_url
+        self.rules = rules
+        self.aliases = aliases
+        self.timezone = timezone
+        self.run_id = run_id
+        self.log = log or _logger.info
+        self.now = now or datetime.now(ZoneInfo(timezone))
+        self.ctx = ValidationContext(
+            quality=rules.quality,
+            timezone=timezone,
+            load_date=self.now.date(),
+            aliases=aliases,
+        )
+        self.report = LoadReport(run_id=run_id)
+        self._loaded_at = datetime.now(ZoneInfo("UTC")).replace(tzinfo=None)
+
+    # ------------------------------------------------------------------ orchestration
+    def run(self) -> LoadReport:
+        ensure_schema(self.con)
+        files, warnings = discover_files(self.landing_dir)
+        self._warn(*warnings)
+        for entity in ENTITIES:  # parents before children: orphans are decided in this run
+            if entity.parent:
+                self._release_orphans(entity)
+            for path in files[entity.name]:
+                self._load_file(entity, path)
+            if entity.db_table and self.source_db_url:
+                self._load_db_table(entity)
+        return self.report
+
+    def _warn(self, *messages: str) -> None:
+        for message in messages:
+            self.report.warnings.append(message)
+            self.log(f"WARNING {message}")
+
+    # ------------------------------------------------------------------ files
+    def _load_file(self, entity: Entity, path: Path) -> None:
+        rel = path.relative_to(self.landing_dir).as_posix()
+        size = path.stat().st_size
+        sha = _sha256(path)
+        seen = self.con.execute(
+            "SELECT 1 FROM meta.loaded_files WHERE source = ? AND sha256 = ? LIMIT 1", [rel, sha]
+        ).fetchone()
+        if seen:
+            self.report.skipped_files.append(rel)
+            return
+        chunks = read_file(
+            path,
+            entity,
+            self.aliases,
+            display_name=rel,
+            timezone=self.timezone,
+            chunk_rows=self.rules.ingest.chunk_rows,
+        )
+        audit = self._load_chunks(entity, rel, chunks, ordinal_from_row_number=True)
+        self.con.execute(
+            "INSERT INTO meta.loaded_files VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [entity.name, rel, size, sha, audit.rows_read, self.run_id, self._loaded_at],
+        )
+        self.con.execute("COMMIT")
+        self._log_audit(audit)
+
+    # ------------------------------------------------------------------ database
+    def _load_db_table(self, entity: Entity) -> None:
+        from sqlalchemy import create_engine, inspect, text
+
+        table = entity.db_table
+        source = f"db:{table}"
+        masked = mask_url(self.source_db_url or "")
+        try:
+            engine = create_engine(self.source_db_url)
+            with engine.connect() as probe:
+                inspector = inspect(probe)
+                if not inspector.has_table(table):
+                    raise SourceError(f"{source}: table '{table}' is missing in {masked}")
+                columns = {c["name"].lower(): c["name"] for c in inspector.get_columns(table)}
+        except SourceError:
+            raise
+        except Exception as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if self.source_db_url and "@" in self.source_db_url:
+                from sqlalchemy.engine import make_url
+
+                password = make_url(self.source_db_url).password
+                if password:
+                    reason = reason.replace(str(password), "***")
+            raise SourceError(f"{source}: cannot read the source database {masked} ({reason})") from None
+
+        watermark_col = columns.get("updated_at")
+        previous = self.con.execute(
+            "SELECT watermark FROM meta.db_watermarks WHERE source = ?", [source]
+        ).fetchone()
+        quoted = engine.dialect.identifier_preparer.quote
+        query = f"SELECT * FROM {quoted(table)}"
+        params: dict[str, str] = {}
+        if watermark_col and previous and previous[0] is not None:
+            since = previous[0] - timedelta(days=self.rules.ingest.db_lookback_days)
+            query += f" WHERE {quoted(watermark_col)} >= :since"
+            params["since"] = since.strftime("%Y-%m-%d %H:%M:%S")
+        order_col = watermark_col or columns.get(entity.id_column)
+        if order_col:
+            query += f" ORDER BY {quoted(order_col)}"
+            if watermark_col and columns.get(entity.id_column):
+                query += f", {quoted(columns[entity.id_column])}"
+
+        newest: list[str] = []
+
+        def chunks() -> Iterator[RawChunk]:
+            with engine.connect() as conn:
+                result = conn.execution_options(
+                    stream_results=True, yield_per=self.rules.ingest.chunk_rows
+                ).execute(text(query), params)
+                keys = list(result.keys())
+                for partition in result.partitions():
+                    frame = pd.DataFrame([tuple(r) for r in partition], columns=keys, dtype=object)
+                    frame = frame.map(_db_value_as_text)
+                    if watermark_col:
+                        top = frame[watermark_col].dropna()
+                        if len(top):
+                            newest.append(max(top))
+                    yield normalise_frame(frame, entity, self.aliases, display_name=source)
+
+        self.log(f"reading {source} from {masked}" + (f" since {params['since']}" if params else ""))
+        try:
+            audit = self._load_chunks(entity, source, chunks(), ordinal_from_row_number=False)
+        except SourceError:
+            raise
+        except Exception as exc:
+            self.con.execute("ROLLBACK") if self.con.in_transaction else None  # type: ignore[attr-defined]
+            raise SourceError(f"{source}: reading failed ({type(exc).__name__}: {exc})") from exc
+        if newest:
+            mark = _parse_db_timestamp(max(newest))
+            if mark is not None:
+                self.con.execute(
+                    "INSERT OR REPLACE INTO meta.db_watermarks VALUES (?, ?, ?, ?)",
+                    [source, mark, self.run_id, self._loaded_at],
+                )
+        self.con.execute("COMMIT")
+        self._log_audit(audit)
+        engine.dispose()
+
+    # ------------------------------------------------------------------ the common path
+    def _load_chunks(
+        self,
+        entity: Entity,
+        source: str,
+        chunks: Iterable[RawChunk],
+        *,
+        ordinal_from_row_number: bool,
+    ) -> SourceAudit:
+        """Validate, stage, then classify each row as loaded / rejected / orphan / duplicate.
+
+        Leaves an open transaction on success (the caller adds its bookkeeping and commits)."""
+        con = self.con
+        audit = SourceAudit(entity.name, source)
+        cols = raw_table_columns(entity)
+        entity_cols = [c.name for c in entity.columns]
+        typed = ", ".join(f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in entity.columns)
+        con.execute("DROP TABLE IF EXISTS _incoming")
+        con.execute(
+            f"CREATE TEMP TABLE _incoming ({typed}, _ord BIGINT, _row_number BIGINT, _raw VARCHAR)"
+        )
+        con.execute("DROP TABLE IF EXISTS _rejects")
+        con.execute(
+            "CREATE TEMP TABLE _rejects (row_number BIGINT, raw_record VARCHAR, reason VARCHAR, "
+            "rule VARCHAR, record_id VARCHAR, _ord BIGINT)"
+        )
+        ordinal = 0
+        for chunk in chunks:
+            self._warn(*chunk.warnings)
+            valid, rejected = validate_chunk(chunk.frame, entity, self.ctx)
+            parse_rejected = chunk.rejected
+            n_rows = len(chunk.frame) + len(parse_rejected)
+            audit.rows_read += n_rows
+            if ordinal_from_row_number:
+                valid_ord = valid["row_number"].astype("int64")
+            else:
+                valid_ord = pd.Series(range(ordinal + 1, ordinal + 1 + len(valid)), index=valid.index)
+            ordinal += n_rows
+            if len(valid):
+                staged = valid[entity_cols].copy()
+                staged["_ord"] = valid_ord.to_numpy()
+                staged["_row_number"] = valid["row_number"] if ordinal_from_row_number else None
+                staged["_raw"] = valid["raw_record"]
+                select = ", ".join(_cast_expr(c.name, c.type) for c in entity.columns)
+                con.register("_chunk", staged)
+                con.execute(
+                    f"INSERT INTO _incoming SELECT {select}, _ord, "
+                    f"CAST(_row_number AS BIGINT), CAST(_raw AS VARCHAR) FROM _chunk"
+                )
+                con.unregister("_chunk")
+            for frame in (rejected, parse_rejected):
+                if len(frame):
+                    rej = pd.DataFrame(
+                        {
+                            "row_number": frame["row_number"] if ordinal_from_row_number else None,
+                            "raw_record": frame["raw_record"].astype(str),
+                            "reason": frame["reason"].astype(str),
+                            "rule": frame["rule"].astype(str) if "rule" in frame else None,
+                        }
+                    )
+                    con.register("_rej", rej)
+                    con.execute(
+                        "INSERT INTO _rejects SELECT CAST(row_number AS BIGINT), raw_record, "
+                        "reason, rule, NULL, NULL FROM _rej"
+                    )
+                    con.unregister("_rej")
+            if n_rows:
+                self.log(f"{source}: {audit.rows_read} rows read")
+
+        con.execute("BEGIN TRANSACTION")
+        base = con.execute(
+            f"SELECT coalesce(max(s), 0) FROM (SELECT max(_load_seq) s FROM raw.{entity.name}"
+            + (f" UNION ALL SELECT max(_load_seq) FROM raw.{entity.name}_orphans" if entity.parent else "")
+            + ")"
+        ).fetchone()[0]
+        hash_expr = "md5(concat_ws(chr(31), " + ", ".join(
+            f"coalesce(CAST(\"{c}\" AS VARCHAR), chr(0))" for c in entity_cols
+        ) + "))"
+        id_col = entity.id_column
+        con.execute("DROP TABLE IF EXISTS _staged")
+        con.execute(
+            f"""CREATE TEMP TABLE _staged AS
+            SELECT *, {hash_expr} AS _row_hash, {base} + row_number() OVER (ORDER BY _ord) AS _seq
+            FROM _incoming"""
+        )
+        # Latest version already held (loaded or waiting as orphan), then lag over the union:
+        # a row identical to the version just before it is a duplicate.
+        held = [f"raw.{entity.name}"] + ([f"raw.{entity.name}_orphans"] if entity.parent else [])
+        prior = " UNION ALL ".join(
+            f"""SELECT "{id_col}" AS _id, _row_hash, _load_seq AS _seq FROM {t}
+                WHERE "{id_col}" IN (SELECT "{id_col}" FROM _staged)
+                QUALIFY row_number() OVER (PARTITION BY "{id_col}" ORDER BY _load_seq DESC) = 1"""
+            for t in held
+        )
+        con.execute("DROP TABLE IF EXISTS _dupes")
+        con.execute(
+            f"""CREATE TEMP TABLE _dupes AS
+            SELECT _seq FROM (
+                SELECT _seq, _row_hash, lag(_row_hash) OVER (PARTITION BY _id ORDER BY _seq) AS prev,
+                       is_new
+                FROM (SELECT _id, _row_hash, _seq, false AS is_new FROM ({prior})
+                      UNION ALL SELECT "{id_col}", _row_hash, _seq, true FROM _staged)
+            ) WHERE is_new AND prev = _row_hash"""
+        )
+        audit.rows_duplicate = con.execute("SELECT count(*) FROM _dupes").fetchone()[0]
+        con.execute("DELETE FROM _staged WHERE _seq IN (SELECT _seq FROM _dupes)")
+
+        extra_select = ""
+        if entity.name == "interactions":
+            self._resolve_interactions("_staged")
+            extra_select = "resolved_customer_id, match_method, "
+        meta_select = (
+            f"_seq, '{_sql_str(source)}', _row_number, _row_hash, '{_sql_str(self.run_id)}', "
+            f"TIMESTAMP '{self._loaded_at.isoformat(sep=' ')}'"
+        )
+        all_cols = ", ".join(f'"{c}"' for c, _ in cols)
+        entity_select = ", ".join(f'"{c}"' for c in entity_cols)
+        select = f"{entity_select}, {extra_select}{meta_select}"
+        if entity.parent:
+            orphan_cond, orphan_reason_sql = self._orphan_condition(entity, "_staged")
+            con.execute(
+                f"INSERT INTO raw.{entity.name}_orphans ({all_cols}) "
+                f"SELECT {select} FROM _staged WHERE {orphan_cond}"
+            )
+            con.execute(
+                f"""INSERT INTO quality.rejected_rows
+                SELECT '{entity.name}', '{_sql_str(source)}', _row_number, _raw,
+                       {orphan_reason_sql}, 'warning', '{_sql_str(self.run_id)}',
+                       TIMESTAMP '{self._loaded_at.isoformat(sep=" ")}', "{id_col}",
+                       {self._orphan_rule_sql(entity)}, _seq
+                FROM _staged WHERE {orphan_cond}"""
+            )
+            orphans = con.execute(f"SELECT count(*) FROM _staged WHERE {orphan_cond}").fetchone()[0]
+            con.execute(f"DELETE FROM _staged WHERE {orphan_cond}")
+        else:
+            orphans = 0
+        con.execute(f"INSERT INTO raw.{entity.name} ({all_cols}) SELECT {select} FROM _staged")
+        audit.rows_loaded = con.execute("SELECT count(*) FROM _staged").fetchone()[0]
+        invalid = con.execute("SELECT count(*) FROM _rejects").fetchone()[0]
+        con.execute(
+            f"""INSERT INTO quality.rejected_rows
+            SELECT '{entity.name}', '{_sql_str(source)}', row_number, raw_record, reason, 'error',
+                   '{_sql_str(self.run_id)}', TIMESTAMP '{self._loaded_at.isoformat(sep=' ')}',
+                   NULL, rule, NULL
+            FROM _rejects"""
+        )
+        audit.rows_rejected = invalid + orphans
+        assert audit.rows_read == audit.rows_loaded + audit.rows_rejected + audit.rows_duplicate, (
+            f"audit does not reconcile for {source}: {audit}"
+        )
+        con.execute(
+            "INSERT INTO quality.load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.run_id, entity.name, source, audit.rows_read, audit.rows_loaded,
+                audit.rows_rejected, audit.rows_duplicate, self._loaded_at,
+            ],
+        )
+        self.report.audits.append(audit)
+        return audit
+
+    def _log_audit(self, audit: SourceAudit) -> None:
+        self.log(
+            f"{audit.source}: read {audit.rows_read}, loaded {audit.rows_loaded}, "
+            f"rejected {audit.rows_rejected}, duplicate {audit.rows_duplicate}"
+        )
+
+    # ------------------------------------------------------------------ references
+    def _orphan_condition(self, entity: Entity, table: str) -> tuple[str, str]:
+        """SQL predicate for rows whose parent is unknown, and the SQL of their reason."""
+        if entity.name == "interactions":
+            reason = (
+                "CASE WHEN customer_id IS NOT NULL THEN 'customer_id: ''' || customer_id || "
+                "''' is not a known customer (rule: unknown_customer)' ELSE "
+                "'contact_email: ''' || coalesce(contact_email, '') || ''', contact_phone: ''' || "
+                "coalesce(contact_phone, '') || ''' match no single customer "
+                "(rule: unmatched_contact)' END"
+            )
+            return "resolved_customer_id IS NULL", reason
+        parent_name, column = entity.parent  # type: ignore[misc]
+        parent = ENTITY_BY_NAME[parent_name]
+        cond = (
+            f'"{column}" NOT IN (SELECT "{parent.id_column}" FROM raw.{parent_name} '
+            f'WHERE "{parent.id_column}" IS NOT NULL)'
+        )
+        noun = "customer" if parent_name == "customers" else "order"
+        reason = (
+            f"'{column}: ''' || \"{column}\" || ''' is not a known {noun} "
+            f"(rule: {entity.orphan_reason})'"
+        )
+        return cond, reason
+
+    def _orphan_rule_sql(self, entity: Entity) -> str:
+        if entity.name == "interactions":
+            return (
+                "CASE WHEN customer_id IS NOT NULL THEN 'unknown_customer' "
+                "ELSE 'unmatched_contact' END"
+            )
+        return f"'{entity.orphan_reason}'"
+
+    def _resolve_interactions(self, table: str) -> None:
+        """Adds resolved_customer_id / match_method (contract §1 identity resolution).
+
+        customer_id when given and known; else the one customer whose normalised email matches;
+        else the one whose normalised phone matches. A contact shared by several customers
+        matches none."""
+        con = self.con
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS resolved_customer_id VARCHAR")
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS match_method VARCHAR")
+        current = """(SELECT customer_id, email, phone FROM raw.customers
+                      QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY _load_seq DESC) = 1)"""
+        con.execute(
+            f"""UPDATE {table} SET resolved_customer_id = customer_id, match_method = 'customer_id'
+            WHERE customer_id IN (SELECT customer_id FROM raw.customers)"""
+        )
+        con.execute(
+            f"""UPDATE {table} AS t SET resolved_customer_id = m.customer_id, match_method = 'email'
+            FROM (SELECT {_email_sql('email')} AS k, min(customer_id) AS customer_id
+                  FROM {current} WHERE {_email_sql('email')} <> ''
+                  GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS m
+            WHERE t.customer_id IS NULL AND t.resolved_customer_id IS NULL
+              AND {_email_sql('t.contact_email')} = m.k"""
+        )
+        con.execute(
+            f"""UPDATE {table} AS t SET resolved_customer_id = m.customer_id, match_method = 'phone'
+            FROM (SELECT {_phone_sql('phone')} AS k, min(customer_id) AS customer_id
+                  FROM {current} WHERE {_phone_sql('phone')} <> ''
+                  GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS m
+            WHERE t.customer_id IS NULL AND t.resolved_customer_id IS NULL
+              AND {_phone_sql('t.contact_phone')} = m.k"""
+        )
+
+    def _release_orphans(self, entity: Entity) -> None:
+        """Orphans whose parent has arrived load now, keeping their original load order."""
+        con = self.con
+        if not con.execute(f"SELECT count(*) FROM raw.{entity.name}_orphans").fetchone()[0]:
+            return
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DROP TABLE IF EXISTS _orph")
+        con.execute(f"CREATE TEMP TABLE _orph AS SELECT * FROM raw.{entity.name}_orphans")
+        if entity.name == "interactions":
+            con.execute("UPDATE _orph SET resolved_customer_id = NULL, match_method = NULL")
+            self._resolve_interactions("_orph")
+        cond, _ = self._orphan_condition(entity, "_orph")
+        all_cols = ", ".join(f'"{c}"' for c, _ in raw_table_columns(entity))
+        released = con.execute(f"SELECT count(*) FROM _orph WHERE NOT ({cond})").fetchone()[0]
+        if released:
+            con.execute(
+                f"INSERT INTO raw.{entity.name} ({all_cols}) SELECT {all_cols} FROM _orph "
+                f"WHERE NOT ({cond})"
+            )
+            con.execute(
+                f"""DELETE FROM quality.rejected_rows WHERE entity = '{entity.name}'
+                AND load_seq IN (SELECT _load_seq FROM _orph WHERE NOT ({cond}))"""
+            )
+            con.execute(
+                f"""DELETE FROM raw.{entity.name}_orphans
+                WHERE _load_seq IN (SELECT _load_seq FROM _orph WHERE NOT ({cond}))"""
+            )
+        con.execute("COMMIT")
+        if released:
+            self.report.orphans_released[entity.name] = released
+            self.log(f"{entity.name}: {released} waiting rows found their parent and loaded")
+
+
+def _cast_expr(name: str, type_: str) -> str:
+    if type_ == "decimal":
+        return f'CAST(round(CAST("{name}" AS DOUBLE), 2) AS DECIMAL(18,2))'
+    return f'CAST("{name}" AS {DUCKDB_TYPES[type_]})'
+
+
+def _email_sql(expr: str) -> str:
+    return f"lower(trim(coalesce({expr}, '')))"
+
+
+def _phone_sql(expr: str) -> str:
+    digits = f"regexp_replace(coalesce({expr}, ''), '[^0-9]', '', 'g')"
+    return (
+        f"CASE WHEN length({digits}) > 11 AND starts_with({digits}, '0086') THEN substr({digits}, 5) "
+        f"WHEN length({digits}) > 11 AND starts_with({digits}, '86') THEN substr({digits}, 3) "
+        f"ELSE {digits} END"
+    )
+
+
+def _sql_str(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _db_value_as_text(value: object) -> object:
+    """Database values as the text a file would carry, so one validator serves both."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _parse_db_timestamp(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("T", " ")[:19])
+    except ValueError:
+        return None

@@ -1,0 +1,1 @@
+"""Composition root: builds the Dagster Definitions. Nothing imports this package."""
