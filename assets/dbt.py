@@ -52,9 +52,19 @@ def prepare_manifest(project: DbtProject) -> Path:
     if manifest_is_stale(project):
         env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
         result = subprocess.run(
-            [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
-             "--profiles-dir", str(DBT_PROJECT_DIR)],
-            env=env, capture_output=True, text=True, cwd=DBT_PROJECT_DIR,
+            [
+                dbt_executable(),
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=DBT_PROJECT_DIR,
         )
         if result.returncode != 0:
             raise RuntimeError(f"dbt parse failed:\n{result.stdout}\n{result.stderr}")

@@ -77,4 +77,6 @@ def raw_sources(context: dg.AssetExecutionContext, crm: CrmResource):
             },
         )
     if report.warnings:
-        context.log.warning(f"{len(report.warnings)} warning(s): " + " | ".join(report.warnings[:20]))
+        context.log.warning(
+            f"{len(report.warnings)} warning(s): " + " | ".join(report.warnings[:20])
+        )

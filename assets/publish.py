@@ -18,7 +18,9 @@ def build_publish_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
         kinds={"duckdb", "parquet"},
         description="analytics.duckdb and one Parquet file per table in CRM_PUBLISH_DIR.",
     )
-    def published_tables(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.MaterializeResult:
+    def published_tables(
+        context: dg.AssetExecutionContext, crm: CrmResource
+    ) -> dg.MaterializeResult:
         settings = crm.settings()
         report = publish(settings.warehouse, settings.publish_dir)
         for table in report.missing:

@@ -51,7 +51,9 @@ def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {r[0] for r in rows}
 
 
-def publish(warehouse: Path, publish_dir: Path, tables: tuple[str, ...] = PUBLISHED_TABLES) -> PublishReport:
+def publish(
+    warehouse: Path, publish_dir: Path, tables: tuple[str, ...] = PUBLISHED_TABLES
+) -> PublishReport:
     publish_dir.mkdir(parents=True, exist_ok=True)
     staging = publish_dir / f".staging-{uuid.uuid4().hex}"
     staging.mkdir()

@@ -40,7 +40,9 @@ class Threshold(_Strict):
 
     def days(self, median_gap_days: float | None) -> float:
         """max(min_days, gap_multiplier x median gap), or default_days without a rhythm."""
-        if median_gap_days is None or (isinstance(median_gap_days, float) and math.isnan(median_gap_days)):
+        if median_gap_days is None or (
+            isinstance(median_gap_days, float) and math.isnan(median_gap_days)
+        ):
             return float(self.default_days)
         return max(float(self.min_days), self.gap_multiplier * float(median_gap_days))
 
@@ -100,8 +102,17 @@ class ValueTierRules(_Strict):
 
 
 RFM_SEGMENTS = (
-    "champions", "loyal_customers", "potential_loyalists", "new_customers", "promising",
-    "need_attention", "about_to_sleep", "at_risk", "cant_lose", "hibernating", "lost",
+    "champions",
+    "loyal_customers",
+    "potential_loyalists",
+    "new_customers",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "at_risk",
+    "cant_lose",
+    "hibernating",
+    "lost",
 )
 
 
@@ -290,6 +301,7 @@ class QualityRules(_Strict):
     earliest_timestamp: date
     future_tolerance_days: int = Field(ge=0)
     stale_after_days: int = Field(gt=0)
+    freshness_entities: list[str]
     max_rejected_share: float = Field(ge=0, le=1)
     max_volume_drop: float = Field(ge=0, le=1)
 
@@ -308,8 +320,10 @@ class Rules(_Strict):
         seg = self.segments
         return {
             "profile": self.profile.model_dump(),
-            "credit": {"billed_min_days": seg.credit.billed_min_days,
-                       "billed_max_days": seg.credit.billed_max_days},
+            "credit": {
+                "billed_min_days": seg.credit.billed_min_days,
+                "billed_max_days": seg.credit.billed_max_days,
+            },
             "relationship": {
                 "window_days": seg.relationship.window_days,
                 "quarter_bounds_days": seg.relationship.quarter_bounds_days,

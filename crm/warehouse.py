@@ -89,8 +89,6 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(_create_table_sql(f"raw.{entity.name}", raw_table_columns(entity)))
         # Orphans wait here, fully validated, until their parent arrives (contract §1).
         if entity.parent:
-            con.execute(
-                _create_table_sql(f"raw.{entity.name}_orphans", raw_table_columns(entity))
-            )
+            con.execute(_create_table_sql(f"raw.{entity.name}_orphans", raw_table_columns(entity)))
     for ddl in QUALITY_DDL + META_DDL:
         con.execute(ddl)

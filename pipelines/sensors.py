@@ -25,9 +25,13 @@ def landing_fingerprint(landing_dir: Path) -> tuple[str, int]:
         return "", 0
     digest = hashlib.sha256()
     count = 0
-    for path in sorted(p for p in landing_dir.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for path in sorted(
+        p for p in landing_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
+    ):
         stat = path.stat()
-        digest.update(f"{path.relative_to(landing_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        digest.update(
+            f"{path.relative_to(landing_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
+        )
         count += 1
     return digest.hexdigest(), count
 

@@ -225,7 +225,9 @@ class Loader:
                 password = make_url(self.source_db_url).password
                 if password:
                     reason = reason.replace(str(password), "***")
-            raise SourceError(f"{source}: cannot read the source database {masked} ({reason})") from None
+            raise SourceError(
+                f"{source}: cannot read the source database {masked} ({reason})"
+            ) from None
 
         watermark_col = columns.get("updated_at")
         previous = self.con.execute(
@@ -261,7 +263,9 @@ class Loader:
                             newest.append(max(top))
                     yield normalise_frame(frame, entity, self.aliases, display_name=source)
 
-        self.log(f"reading {source} from {masked}" + (f" since {params['since']}" if params else ""))
+        self.log(
+            f"reading {source} from {masked}" + (f" since {params['since']}" if params else "")
+        )
         try:
             audit = self._load_chunks(entity, source, chunks(), ordinal_from_row_number=False)
         except SourceError:
@@ -316,7 +320,9 @@ class Loader:
             if ordinal_from_row_number:
                 valid_ord = valid["row_number"].astype("int64")
             else:
-                valid_ord = pd.Series(range(ordinal + 1, ordinal + 1 + len(valid)), index=valid.index)
+                valid_ord = pd.Series(
+                    range(ordinal + 1, ordinal + 1 + len(valid)), index=valid.index
+                )
             ordinal += n_rows
             if len(valid):
                 staged = valid[entity_cols].copy()
@@ -352,12 +358,18 @@ class Loader:
         con.execute("BEGIN TRANSACTION")
         base = con.execute(
             f"SELECT coalesce(max(s), 0) FROM (SELECT max(_load_seq) s FROM raw.{entity.name}"
-            + (f" UNION ALL SELECT max(_load_seq) FROM raw.{entity.name}_orphans" if entity.parent else "")
+            + (
+                f" UNION ALL SELECT max(_load_seq) FROM raw.{entity.name}_orphans"
+                if entity.parent
+                else ""
+            )
             + ")"
         ).fetchone()[0]
-        hash_expr = "md5(concat_ws(chr(31), " + ", ".join(
-            f"coalesce(CAST(\"{c}\" AS VARCHAR), chr(0))" for c in entity_cols
-        ) + "))"
+        hash_expr = (
+            "md5(concat_ws(chr(31), "
+            + ", ".join(f'coalesce(CAST("{c}" AS VARCHAR), chr(0))' for c in entity_cols)
+            + "))"
+        )
         id_col = entity.id_column
         con.execute("DROP TABLE IF EXISTS _staged")
         con.execute(
@@ -422,7 +434,7 @@ class Loader:
         con.execute(
             f"""INSERT INTO quality.rejected_rows
             SELECT '{entity.name}', '{_sql_str(source)}', row_number, raw_record, reason, 'error',
-                   '{_sql_str(self.run_id)}', TIMESTAMP '{self._loaded_at.isoformat(sep=' ')}',
+                   '{_sql_str(self.run_id)}', TIMESTAMP '{self._loaded_at.isoformat(sep=" ")}',
                    NULL, rule, NULL
             FROM _rejects"""
         )
@@ -433,8 +445,14 @@ class Loader:
         con.execute(
             "INSERT INTO quality.load_audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                self.run_id, entity.name, source, audit.rows_read, audit.rows_loaded,
-                audit.rows_rejected, audit.rows_duplicate, self._loaded_at,
+                self.run_id,
+                entity.name,
+                source,
+                audit.rows_read,
+                audit.rows_loaded,
+                audit.rows_rejected,
+                audit.rows_duplicate,
+                self._loaded_at,
             ],
         )
         self.report.audits.append(audit)
@@ -496,19 +514,19 @@ class Loader:
         )
         con.execute(
             f"""UPDATE {table} AS t SET resolved_customer_id = m.customer_id, match_method = 'email'
-            FROM (SELECT {_email_sql('email')} AS k, min(customer_id) AS customer_id
-                  FROM {current} WHERE {_email_sql('email')} <> ''
+            FROM (SELECT {_email_sql("email")} AS k, min(customer_id) AS customer_id
+                  FROM {current} WHERE {_email_sql("email")} <> ''
                   GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS m
             WHERE t.customer_id IS NULL AND t.resolved_customer_id IS NULL
-              AND {_email_sql('t.contact_email')} = m.k"""
+              AND {_email_sql("t.contact_email")} = m.k"""
         )
         con.execute(
             f"""UPDATE {table} AS t SET resolved_customer_id = m.customer_id, match_method = 'phone'
-            FROM (SELECT {_phone_sql('phone')} AS k, min(customer_id) AS customer_id
-                  FROM {current} WHERE {_phone_sql('phone')} <> ''
+            FROM (SELECT {_phone_sql("phone")} AS k, min(customer_id) AS customer_id
+                  FROM {current} WHERE {_phone_sql("phone")} <> ''
                   GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS m
             WHERE t.customer_id IS NULL AND t.resolved_customer_id IS NULL
-              AND {_phone_sql('t.contact_phone')} = m.k"""
+              AND {_phone_sql("t.contact_phone")} = m.k"""
         )
 
     def _release_orphans(self, entity: Entity) -> None:

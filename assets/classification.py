@@ -1,0 +1,149 @@
+"""Classification: segments (domain.md §3) and lifecycle stages with history (§2).
+
+Grain: one row per customer of `marts.customer_profile` (plus history periods and summaries).
+Consumers: churn scoring, alerts, BI. Python reads the per-customer mart only, never raw facts.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.resources import CrmResource
+from crm.frames import read_table, replace_table, table_exists
+from crm.lifecycle import (
+    advance_history,
+    classify_stages,
+    lifecycle_flow,
+    lifecycle_table,
+    stages_before,
+)
+from crm.segments import compute_segments
+from crm.summaries import segment_summary
+from crm.warehouse import connect
+
+PROFILE = dg.AssetKey(["marts", "customer_profile"])
+SEGMENTS = dg.AssetKey(["marts", "customer_segments"])
+LIFECYCLE = dg.AssetKey(["marts", "customer_lifecycle"])
+HISTORY = dg.AssetKey(["marts", "customer_stage_history"])
+FLOW = dg.AssetKey(["marts", "lifecycle_flow"])
+SUMMARY = dg.AssetKey(["marts", "segment_summary"])
+
+DATE = "DATE"
+
+
+@dg.asset(key=SEGMENTS, deps=[PROFILE], group_name="classification", kinds={"python", "duckdb"})
+def customer_segments(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.MaterializeResult:
+    """Value tier, key account, RFM, credit grade, relationship level, loyalty, price sensitivity,
+    region/industry per customer (客户分类 / 分级)."""
+    settings, rules = crm.settings(), crm.rules()
+    as_of = crm.as_of_for(context)
+    with connect(settings.warehouse) as con:
+        profile = read_table(con, "marts.customer_profile")
+        segments = compute_segments(profile, rules)
+        segments["as_of"] = as_of
+        replace_table(con, "marts.customer_segments", segments, {"as_of": DATE})
+    counts = segments["value_tier"].value_counts().to_dict()
+    context.log.info(f"segments for {len(segments)} customers; value tiers {counts}")
+    return dg.MaterializeResult(
+        metadata={
+            "customers": len(segments),
+            **{f"value_tier_{k}": int(v) for k, v in counts.items()},
+        }
+    )
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            LIFECYCLE, deps=[PROFILE], group_name="classification", kinds={"python", "duckdb"}
+        ),
+        dg.AssetSpec(
+            HISTORY, deps=[PROFILE], group_name="classification", kinds={"python", "duckdb"}
+        ),
+        dg.AssetSpec(FLOW, deps=[PROFILE], group_name="classification", kinds={"python", "duckdb"}),
+    ],
+    can_subset=False,
+)
+def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
+    """Lifecycle stage per customer (客户生命周期), its history and the flow between stages.
+
+    The history persists across runs: a period is added only when a stage changes, so rerunning
+    an as_of adds nothing and running month ends in order builds history (the backfill)."""
+    settings, rules = crm.settings(), crm.rules()
+    as_of = crm.as_of_for(context)
+    with connect(settings.warehouse) as con:
+        profile = read_table(con, "marts.customer_profile")
+        stages = classify_stages(profile, rules)
+        history = (
+            read_table(con, "marts.customer_stage_history")
+            if table_exists(con, "marts.customer_stage_history")
+            else None
+        )
+        try:
+            new_history = advance_history(history, stages, as_of)
+        except ValueError as exc:
+            raise dg.Failure(description=f"customer_stage_history: {exc}") from None
+        previous = stages_before(new_history, as_of)
+        flow = lifecycle_flow(previous, stages, as_of)
+        lifecycle = lifecycle_table(new_history, stages, as_of, rules)
+        con.execute("BEGIN TRANSACTION")
+        replace_table(
+            con, "marts.customer_stage_history", new_history, {"valid_from": DATE, "valid_to": DATE}
+        )
+        replace_table(
+            con, "marts.customer_lifecycle", lifecycle, {"stage_since": DATE, "as_of": DATE}
+        )
+        # lifecycle_flow keeps every as_of (a BI time series); this as_of's rows are replaced.
+        if table_exists(con, "marts.lifecycle_flow"):
+            con.execute("DELETE FROM marts.lifecycle_flow WHERE as_of = ?", [as_of])
+            con.register("_flow", flow)
+            con.execute(
+                "INSERT INTO marts.lifecycle_flow SELECT CAST(as_of AS DATE), from_stage, "
+                "to_stage, customers FROM _flow"
+            )
+            con.unregister("_flow")
+        else:
+            replace_table(con, "marts.lifecycle_flow", flow, {"as_of": DATE})
+        con.execute("COMMIT")
+    by_stage = lifecycle["stage"].value_counts().to_dict()
+    context.log.info(f"stages on {as_of}: {by_stage}")
+    yield dg.MaterializeResult(
+        asset_key=LIFECYCLE,
+        metadata={"customers": len(lifecycle), **{k: int(v) for k, v in by_stage.items()}},
+    )
+    yield dg.MaterializeResult(asset_key=HISTORY, metadata={"periods": len(new_history)})
+    yield dg.MaterializeResult(asset_key=FLOW, metadata={"transitions": len(flow)})
+
+
+@dg.asset(
+    key=SUMMARY, deps=[SEGMENTS, LIFECYCLE], group_name="classification", kinds={"python", "duckdb"}
+)
+def segment_summary_table(
+    context: dg.AssetExecutionContext, crm: CrmResource
+) -> dg.MaterializeResult:
+    """Customers and revenue_365d per segment kind and segment, kept per as_of for trends."""
+    settings = crm.settings()
+    as_of = crm.as_of_for(context)
+    with connect(settings.warehouse) as con:
+        segments = read_table(con, "marts.customer_segments")
+        profile = read_table(con, "marts.customer_profile")
+        lifecycle = read_table(con, "marts.customer_lifecycle")
+        summary = segment_summary(segments, profile, lifecycle, as_of)
+        con.execute("BEGIN TRANSACTION")
+        if table_exists(con, "marts.segment_summary"):
+            con.execute("DELETE FROM marts.segment_summary WHERE as_of = ?", [as_of])
+            con.register("_summary", summary)
+            con.execute(
+                "INSERT INTO marts.segment_summary SELECT CAST(as_of AS DATE), segment_kind, "
+                "segment, customers, CAST(revenue_365d AS DECIMAL(18,2)) FROM _summary"
+            )
+            con.unregister("_summary")
+        else:
+            replace_table(
+                con,
+                "marts.segment_summary",
+                summary,
+                {"as_of": DATE, "revenue_365d": "DECIMAL(18,2)"},
+            )
+        con.execute("COMMIT")
+    return dg.MaterializeResult(metadata={"rows": len(summary)})
