@@ -148,6 +148,7 @@ class CreditRules(_Strict):
     billed_max_days: int = Field(gt=0)
     grades: list[CreditGrade] = Field(min_length=1)
     unrated: str
+    unrated_zh: str
 
     @model_validator(mode="after")
     def _ordered(self) -> CreditRules:

@@ -1,0 +1,315 @@
+"""Digest delivery against a REAL SMTP server (aiosmtpd on 127.0.0.1) and to `.eml` files.
+
+What is checked is what a salesperson and the outbox see: one email per recipient with the right
+To/Cc, readable Chinese, alerts ordered by score, and delivery state across runs (retries after
+an outage, 451 retried within a run, failed after 5 attempts, gate suppression, no double sends).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from crm.alerts import create_alerts  # noqa: E402
+from crm.mailer import deliver  # noqa: E402
+from crm.outbox import read_outbox  # noqa: E402
+from crm.rules import default_rules  # noqa: E402
+from crm.settings import SmtpSettings  # noqa: E402
+from tests.smtp_server import SmtpTestServer  # noqa: E402
+
+AS_OF = date(2026, 5, 1)
+SENDER = "crm-alerts@example.com"
+POOL = "sales-pool@example.com"
+FAST_RETRY = {"backoff_seconds": 0.01, "transient_retries": 2}
+OVERDUE_REASON = (
+    "94 天未下单，通常每 31 天下单一次 / 94 days since last order, usually every 31 days"
+)
+
+REPS = pd.DataFrame(
+    [
+        ("R1", "张三", "zhang@example.com", "boss@example.com", "华南", True),
+        ("R2", "李四", "li@example.com", "boss2@example.com", "华东", True),
+    ],
+    columns=["rep_id", "name", "email", "manager_email", "team", "active"],
+)
+
+CUSTOMERS = pd.DataFrame(
+    [
+        # customer_id, name, owner, stage, value_tier, is_key_account, is_price_sensitive
+        ("C1", "广州某某贸易有限公司", "R1", "active", "high", True, None),
+        ("C2", "张三", "R1", "at_risk", "medium", False, True),
+        ("C3", "上海某某科技有限公司", "R2", "loyal", "low", False, False),
+        ("C4", "无主客户", None, "active", "low", False, None),
+        ("C5", "深圳某某电子有限公司", "R1", "active", "medium", False, None),
+    ],
+    columns=[
+        "customer_id",
+        "name",
+        "owner_rep_id",
+        "stage",
+        "value_tier",
+        "is_key_account",
+        "is_price_sensitive",
+    ],
+)
+
+
+def risk(customer_id: str, score: int, signals: str = "overdue", as_of: date = AS_OF) -> dict:
+    return {
+        "customer_id": customer_id,
+        "as_of": as_of,
+        "risk_score": score,
+        "risk_level": "high" if score >= 50 else "medium",
+        "p_alive": 0.3,
+        "expected_orders_90d": 0.2,
+        "signals": signals,
+        "reasons": OVERDUE_REASON + "\n近 90 天投诉 2 次 / 2 complaints in the last 90 days",
+    }
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpTestServer]:
+    with SmtpTestServer() as server:
+        yield server
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield connection
+    connection.close()
+
+
+def add_alerts(con: duckdb.DuckDBPyConnection, rows: list[dict], as_of: date = AS_OF) -> None:
+    created = create_alerts(
+        con, pd.DataFrame(rows), CUSTOMERS, REPS, as_of, default_rules(), run_id="plan"
+    )
+    assert len(created) == len(rows)
+
+
+def four_alerts(con: duckdb.DuckDBPyConnection) -> None:
+    """C1 (key, R1) 60, C2 (R1) 80, C3 (R2) 55, C4 (no owner) 70 -> 3 recipients."""
+    add_alerts(con, [risk("C1", 60), risk("C2", 80), risk("C3", 55), risk("C4", 70)])
+
+
+def run(
+    con,
+    smtp: SmtpSettings,
+    tmp_path: Path,
+    gate_ok: bool = True,
+    gate_reason: str | None = None,
+    as_of: date = AS_OF,
+):
+    return deliver(
+        con,
+        smtp,
+        tmp_path / "mail",
+        as_of,
+        "run",
+        default_rules(),
+        gate_ok,
+        gate_reason,
+        **FAST_RETRY,
+    )
+
+
+def outbox(con) -> pd.DataFrame:
+    return read_outbox(con).set_index("customer_id")
+
+
+def by_recipient(server: SmtpTestServer) -> dict[str, list]:
+    received: dict[str, list] = {}
+    for item in server.messages:
+        received.setdefault(item.message["To"], []).append(item)
+    return received
+
+
+def test_one_digest_per_recipient_with_to_and_cc(con, smtp_server, tmp_path) -> None:
+    four_alerts(con)
+    report = run(con, smtp_server.settings(SENDER), tmp_path)
+
+    received = by_recipient(smtp_server)
+    assert sorted(received) == ["li@example.com", POOL, "zhang@example.com"]
+    assert all(len(items) == 1 for items in received.values())
+    zhang = received["zhang@example.com"][0]
+    # C1 is a key account of R1: R1's manager is copied, and the envelope goes to both.
+    assert zhang.message["Cc"] == "boss@example.com"
+    assert sorted(zhang.rcpt_tos) == ["boss@example.com", "zhang@example.com"]
+    assert received["li@example.com"][0].message["Cc"] is None
+    assert received["li@example.com"][0].rcpt_tos == ("li@example.com",)
+    assert zhang.mail_from == SENDER and zhang.message["From"] == SENDER
+
+    # C2 (80) before C1 (60) in R1's digest: by risk score, highest first.
+    text = zhang.message.get_body(("plain",)).get_content()
+    assert text.index("(C2)") < text.index("(C1)")
+
+    stored = outbox(con)
+    assert set(stored["status"]) == {"sent"}
+    assert stored["sent_at"].notna().all()
+    assert list(stored["attempts"]) == [1, 1, 1, 1]
+    assert stored.loc["C1", "message_id"] == zhang.message["Message-ID"]
+    assert stored.loc["C1", "message_id"] == stored.loc["C2", "message_id"]
+    assert (report.sent, report.pending, report.failed) == (4, 0, 0)
+    assert report.recipients["zhang@example.com"].alerts == 2
+
+
+def test_chinese_content_decodes(con, smtp_server, tmp_path) -> None:
+    four_alerts(con)
+    run(con, smtp_server.settings(SENDER), tmp_path)
+    item = by_recipient(smtp_server)["zhang@example.com"][0]
+    item.raw.decode("ascii")  # headers RFC 2047-encoded, bodies base64: 7-bit clean on the wire
+    message = item.message
+    assert message.get_content_type() == "multipart/alternative"
+    assert "客户流失预警" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert "广州某某贸易有限公司" in body
+        assert "张三" in body
+        assert "94 天未下单，通常每 31 天下单一次" in body
+        assert "安排高层拜访 / executive visit" in body  # C1: key account
+        assert "发送专属优惠券 / personal coupon" in body  # C2: price sensitive
+    assert message.get_body(("plain",)).get_content_charset() == "utf-8"
+
+
+def test_rerun_sends_nothing_new(con, smtp_server, tmp_path) -> None:
+    four_alerts(con)
+    run(con, smtp_server.settings(SENDER), tmp_path)
+    first = len(smtp_server.messages)
+    report = run(con, smtp_server.settings(SENDER), tmp_path)
+    assert len(smtp_server.messages) == first == 3
+    assert (report.sent, report.recipients) == (0, {})
+
+
+def test_server_down_then_each_alert_goes_out_once(con, smtp_server, tmp_path) -> None:
+    add_alerts(con, [risk("C1", 60), risk("C3", 55)])
+    smtp_server.down()
+    report = run(con, smtp_server.settings(SENDER), tmp_path)
+    stored = outbox(con)
+    assert set(stored["status"]) == {"pending"}
+    assert list(stored["attempts"]) == [1, 1]
+    assert stored["last_error"].str.contains("ConnectionRefused").all()
+    assert report.pending == 2
+
+    # the next day another of R1's customers joins; R1 gets ONE digest with both alerts
+    next_day = AS_OF + timedelta(days=1)
+    add_alerts(con, [risk("C5", 65, as_of=next_day)], as_of=next_day)
+    smtp_server.up()
+    report = run(con, smtp_server.settings(SENDER), tmp_path, as_of=next_day)
+    received = by_recipient(smtp_server)
+    assert sorted(received) == ["li@example.com", "zhang@example.com"]
+    zhang_text = received["zhang@example.com"][0].message.get_body(("plain",)).get_content()
+    assert "(C1)" in zhang_text and "(C5)" in zhang_text
+    assert report.sent == 3
+    assert set(outbox(con)["status"]) == {"sent"}
+
+    run(con, smtp_server.settings(SENDER), tmp_path, as_of=next_day)
+    assert len(smtp_server.messages) == 2  # nothing twice
+
+
+def test_temporary_failure_is_retried_within_the_run(con, smtp_server, tmp_path) -> None:
+    add_alerts(con, [risk("C3", 55)])
+    smtp_server.fail_next(2)  # two 451 answers, then acceptance: within 1 + 2 tries
+    report = run(con, smtp_server.settings(SENDER), tmp_path)
+    assert smtp_server.refused_count == 2
+    assert len(smtp_server.messages) == 1
+    assert report.sent == 1
+    assert outbox(con).loc["C3", "attempts"] == 1
+
+
+def test_temporary_failure_beyond_retries_counts_one_attempt(con, smtp_server, tmp_path) -> None:
+    add_alerts(con, [risk("C3", 55)])
+    smtp_server.fail_next(3)
+    run(con, smtp_server.settings(SENDER), tmp_path)
+    stored = outbox(con).loc["C3"]
+    assert (stored["status"], stored["attempts"]) == ("pending", 1)
+    assert "451" in stored["last_error"]
+    run(con, smtp_server.settings(SENDER), tmp_path)
+    assert outbox(con).loc["C3", "status"] == "sent"
+    assert len(smtp_server.messages) == 1
+
+
+def test_five_failed_attempts_mark_the_alert_failed(con, smtp_server, tmp_path) -> None:
+    add_alerts(con, [risk("C3", 55)])
+    smtp_server.reject_next(5)  # 550: permanent, not retried within a run
+    for attempt in range(1, 5):
+        run(con, smtp_server.settings(SENDER), tmp_path)
+        stored = outbox(con).loc["C3"]
+        assert (stored["status"], stored["attempts"]) == ("pending", attempt)
+    report = run(con, smtp_server.settings(SENDER), tmp_path)
+    stored = outbox(con).loc["C3"]
+    assert (stored["status"], stored["attempts"]) == ("failed", 5)
+    assert "550" in stored["last_error"]
+    assert report.failed == 1
+    run(con, smtp_server.settings(SENDER), tmp_path)  # server accepts again: nothing is resent
+    assert smtp_server.messages == []
+
+
+def test_one_failing_digest_does_not_hold_back_or_duplicate_others(
+    con, smtp_server, tmp_path
+) -> None:
+    four_alerts(con)
+    smtp_server.reject_next(1)  # the first digest of the run is refused, the others go out
+    run(con, smtp_server.settings(SENDER), tmp_path)
+    assert len(smtp_server.messages) == 2
+    assert sorted(outbox(con)["status"]) == ["pending", "sent", "sent", "sent"]
+    run(con, smtp_server.settings(SENDER), tmp_path)
+    received = by_recipient(smtp_server)
+    assert sorted(received) == ["li@example.com", POOL, "zhang@example.com"]
+    assert all(len(items) == 1 for items in received.values())
+
+
+def test_login_error_never_stores_the_password(con, smtp_server, tmp_path) -> None:
+    add_alerts(con, [risk("C3", 55)])
+    settings = SmtpSettings(
+        host=smtp_server.host,
+        port=smtp_server.port,
+        user="crm",
+        password="s3cret-Pa55",
+        sender=SENDER,
+    )
+    run(con, settings, tmp_path)  # the server offers no AUTH on a plain connection
+    stored = outbox(con).loc["C3"]
+    assert stored["status"] == "pending" and stored["attempts"] == 1
+    assert stored["last_error"]
+    assert "s3cret-Pa55" not in stored["last_error"]
+
+
+def test_gate_failure_suppresses_and_sends_nothing(con, smtp_server, tmp_path) -> None:
+    four_alerts(con)
+    reason = "source orders is stale: newest record 45 days before as_of"
+    report = run(con, smtp_server.settings(SENDER), tmp_path, gate_ok=False, gate_reason=reason)
+    assert smtp_server.messages == []
+    stored = outbox(con)
+    assert set(stored["status"]) == {"suppressed"}
+    assert set(stored["status_reason"]) == {reason}
+    assert set(stored["last_error"]) == {reason}
+    assert report.suppressed == 4
+    run(con, smtp_server.settings(SENDER), tmp_path)  # a later good run does not send them
+    assert smtp_server.messages == []
+
+
+def test_eml_files_without_smtp_host(con, tmp_path) -> None:
+    four_alerts(con)
+    report = run(con, SmtpSettings(sender=SENDER), tmp_path)
+    folder = tmp_path / "mail" / AS_OF.isoformat()
+    files = sorted(folder.glob("*.eml"))
+    assert len(files) == 3
+    assert sorted(report.eml_paths) == files
+    assert not list(folder.glob("*.tmp"))  # written via a temp file, nothing left behind
+    zhang_files = [f for f in files if f.name.startswith("zhang@example.com__")]
+    assert len(zhang_files) == 1
+    message = message_from_bytes(zhang_files[0].read_bytes(), policy=policy.default)
+    assert (message["To"], message["Cc"]) == ("zhang@example.com", "boss@example.com")
+    assert "广州某某贸易有限公司" in message.get_body(("plain",)).get_content()
+    assert set(outbox(con)["status"]) == {"sent"}
+
+    again = run(con, SmtpSettings(sender=SENDER), tmp_path)
+    assert again.eml_paths == []
+    assert sorted(folder.glob("*.eml")) == files
