@@ -1,0 +1,544 @@
+"""Source readers: landing files (CSV, JSONL, Parquet) and database frames → text chunks.
+
+Grain: one chunk of at most `chunk_rows` source rows, with canonical column names (header
+aliases applied), values still as text, the 1-based `row_number` and the row as read
+(`raw_record`). Rows broken at parse level (field count, NUL bytes, broken JSON lines) come back
+in `rejected`; sources that cannot be read as their format at all raise `SourceError`
+(contract.md §1). Consumer: `crm.ingest.loader`, which validates each chunk (`validate`).
+
+Why streaming: landing files can be large exports; memory stays bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from crm.ingest.aliases import Aliases, HeaderMap, resolve_headers
+from crm.ingest.errors import SourceError
+from crm.schemas import Entity
+
+REJECTED_COLUMNS = ("row_number", "raw_record", "reason", "rule", "column")
+NUL = "\x00"
+# The csv module refuses fields above 128 KiB by default; a 1 MB note field is legitimate.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+
+@dataclass
+class RawChunk:
+    frame: pd.DataFrame  # canonical columns as str/None, row_number (Int64), raw_record (str)
+    rejected: pd.DataFrame  # row_number, raw_record, reason, rule, column
+    warnings: list[str] = field(default_factory=list)
+
+
+class _ChunkBuilder:
+    """Collects accepted and parse-rejected rows until a chunk is full."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self._reset()
+
+    def _reset(self) -> None:
+        self.values: dict[str, list[Any]] = {name: [] for name in self.columns}
+        self.row_numbers: list[int | None] = []
+        self.raw_records: list[str] = []
+        self.rejected: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self.row_numbers) + len(self.rejected)
+
+    def add(self, row_number: int | None, values: dict[str, Any], raw_record: str) -> None:
+        for name in self.columns:
+            self.values[name].append(values.get(name))
+        self.row_numbers.append(row_number)
+        self.raw_records.append(raw_record)
+
+    def reject(
+        self, row_number: int | None, raw_record: str, reason: str, rule: str, column: str | None
+    ) -> None:
+        self.rejected.append(
+            {
+                "row_number": row_number,
+                "raw_record": raw_record,
+                "reason": reason,
+                "rule": rule,
+                "column": column,
+            }
+        )
+
+    def flush(self, warnings: list[str]) -> RawChunk:
+        frame = pd.DataFrame({name: self.values[name] for name in self.columns}, dtype=object)
+        frame["row_number"] = pd.array(self.row_numbers, dtype="Int64")
+        frame["raw_record"] = pd.Series(self.raw_records, dtype=object)
+        rejected = pd.DataFrame(self.rejected, columns=list(REJECTED_COLUMNS), dtype=object)
+        rejected["row_number"] = rejected["row_number"].astype("Int64")
+        chunk = RawChunk(frame=frame, rejected=rejected, warnings=list(warnings))
+        self._reset()
+        return chunk
+
+
+def _empty_chunk(columns: list[str], warning: str) -> RawChunk:
+    return _ChunkBuilder(columns).flush([warning])
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _first_nul_column(values: dict[str, Any]) -> str | None:
+    for name, value in values.items():
+        if isinstance(value, str) and NUL in value:
+            return name
+    return None
+
+
+# --- content sniffing --------------------------------------------------------------------------
+
+SAMPLE_BYTES = 64 * 1024
+DECODE_BLOCK_BYTES = 1024 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+# File signatures that mean "this is not text" even when the extension says so.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook? export it as CSV)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel/Office file (export it as CSV)"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"PAR1", "a Parquet file"),
+)
+# Text has almost no control characters; binary data is full of them.
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13))
+BINARY_CONTROL_SHARE = 0.1
+
+
+def _looks_binary(sample: bytes) -> str | None:
+    """What the sample is when it is clearly not text; None for text (a stray NUL is a row issue)."""
+    if not sample:
+        return None
+    lines = sample.splitlines() or [sample]
+    if sum(1 for line in lines if b"\x00" in line) * 2 > len(lines):
+        return "binary content (NUL bytes throughout)"
+    control = sum(1 for byte in sample if byte in _CONTROL_BYTES)
+    if control > BINARY_CONTROL_SHARE * len(sample):
+        return "binary content, not text"
+    return None
+
+
+def reject_binary(path: Path, display_name: str) -> None:
+    """Raise SourceError for a file whose content is not what its text extension promises."""
+    with path.open("rb") as handle:
+        sample = handle.read(SAMPLE_BYTES)
+    if sample.startswith(UTF16_BOMS):
+        raise SourceError(
+            f"{display_name}: not decodable as UTF-8, GBK or GB18030 (it is UTF-16 text)"
+        )
+    for signature, what in _SIGNATURES:
+        if sample.startswith(signature):
+            raise SourceError(f"{display_name}: binary content ({what}), not {path.suffix} text")
+    problem = _looks_binary(sample)
+    if problem is not None:
+        raise SourceError(f"{display_name}: {problem}")
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    with path.open("rb") as handle:
+        try:
+            while block := handle.read(DECODE_BLOCK_BYTES):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def detect_encoding(path: Path, display_name: str) -> str:
+    """UTF-8 BOM → utf-8-sig; strict UTF-8 → utf-8; else strict GB18030 (covers GBK).
+
+    Checked over the whole file in blocks, so a bad byte deep in a large export is found before
+    any row is loaded.
+    """
+    reject_binary(path, display_name)
+    with path.open("rb") as handle:
+        starts_with_bom = handle.read(len(UTF8_BOM)) == UTF8_BOM
+    candidates = ("utf-8-sig",) if starts_with_bom else ("utf-8", "gb18030")
+    for encoding in candidates:
+        if _decodes(path, encoding):
+            return encoding
+    raise SourceError(f"{display_name}: not decodable as UTF-8, GBK or GB18030")
+
+
+_DELIMITERS = (",", "\t", ";")
+
+
+def guess_delimiter(path: Path, encoding: str) -> str:
+    """Comma, unless the header line has none and tabs or semicolons instead."""
+    with path.open(encoding=encoding, newline="") as handle:
+        first_line = handle.readline()
+    counts = {d: first_line.count(d) for d in _DELIMITERS}
+    if counts[","]:
+        return ","
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+# --- CSV -------------------------------------------------------------------------------------
+
+
+def _is_blank(row: list[str]) -> bool:
+    return all(not cell.strip() for cell in row)
+
+
+def _field_count_problem(row: list[str], header: HeaderMap) -> str | None:
+    """Too few fields for the named columns, or non-empty fields beyond the header.
+
+    Excel pads rows with empty trailing cells; those are tolerated, values are not.
+    """
+    if len(row) < header.named_width:
+        return f"row has {len(row)} fields, expected {header.named_width}"
+    if len(row) > header.width and not _is_blank(row[header.width :]):
+        return f"row has {len(row)} fields, expected {header.named_width}"
+    return None
+
+
+def _csv_rows(path: Path, display_name: str) -> Iterator[list[str]]:
+    encoding = detect_encoding(path, display_name)
+    delimiter = guess_delimiter(path, encoding)
+    with path.open(encoding=encoding, newline="") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        try:
+            yield from reader
+        except csv.Error as exc:
+            raise SourceError(
+                f"{display_name}: not readable as CSV near data row {reader.line_num - 1} ({exc})"
+            ) from None
+
+
+def _read_csv(
+    path: Path, entity: Entity, aliases: Aliases, display_name: str, chunk_rows: int
+) -> Iterator[RawChunk]:
+    rows = _csv_rows(path, display_name)
+    header_row = next((row for row in rows if not _is_blank(row)), None)
+    if header_row is None:
+        yield _empty_chunk([], f"{display_name}: file is empty; 0 rows loaded")
+        return
+    header = resolve_headers(header_row, entity, aliases, display_name)
+    builder = _ChunkBuilder(header.canonical_columns)
+    warnings = list(header.warnings)
+    data_rows = 0
+    for row_number, row in enumerate(rows, start=1):
+        if _is_blank(row):
+            continue
+        data_rows += 1
+        _add_csv_row(builder, row_number, row, header)
+        if len(builder) >= chunk_rows:
+            yield builder.flush(warnings)
+            warnings = []
+    if data_rows == 0:
+        warnings.append(f"{display_name}: file has a header but no data rows; 0 rows loaded")
+    if len(builder) or warnings:
+        yield builder.flush(warnings)
+
+
+def _add_csv_row(
+    builder: _ChunkBuilder, row_number: int, row: list[str], header: HeaderMap
+) -> None:
+    problem = _field_count_problem(row, header)
+    if problem is not None:
+        builder.reject(
+            row_number, _json_text(row), f"{problem} (rule: field_count)", "field_count", None
+        )
+        return
+    raw_record = _json_text(header.original_record(row))
+    values = {
+        canonical: row[pos] if pos < len(row) else None for pos, canonical in header.positions
+    }
+    nul_column = _first_nul_column(header.original_record(row))
+    if nul_column is not None:
+        reason = f"{nul_column}: value contains a NUL byte (rule: nul)"
+        builder.reject(row_number, raw_record, reason, "nul", header.canonical_for(nul_column))
+        return
+    builder.add(row_number, values, raw_record)
+
+
+# --- JSONL -----------------------------------------------------------------------------------
+
+
+class _JsonKeys:
+    """Per-file cache of JSON key → canonical column, warning once per unknown key."""
+
+    def __init__(self, entity: Entity, aliases: Aliases, display_name: str) -> None:
+        self.entity = entity
+        self.aliases = aliases
+        self.display_name = display_name
+        self.mapping: dict[str, str | None] = {}
+        self.seen: set[str] = set()
+        self.warnings: list[str] = []
+
+    def canonical(self, key: str) -> str | None:
+        if key not in self.mapping:
+            header = resolve_headers(
+                [key], self.entity, self.aliases, self.display_name, strict=False
+            )
+            self.mapping[key] = header.canonical_columns[0] if header.positions else None
+            self.warnings.extend(header.warnings)
+        return self.mapping[key]
+
+    def take_warnings(self) -> list[str]:
+        taken, self.warnings = self.warnings, []
+        return taken
+
+
+def _json_scalar(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _parse_json_line(line: bytes) -> tuple[dict[str, Any] | None, str, str | None]:
+    """(object or None, text as read, problem) for one JSONL line."""
+    try:
+        text = line.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return None, line.decode("utf-8", errors="replace").rstrip("\r\n"), "line is not UTF-8 text"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, text, f"line is not valid JSON ({exc.msg} at column {exc.colno})"
+    if not isinstance(value, dict):
+        return None, text, f"line is a JSON {type(value).__name__}, not an object"
+    return value, text, None
+
+
+def _add_json_object(
+    builder: _ChunkBuilder, line_number: int, obj: dict[str, Any], text: str, keys: _JsonKeys
+) -> None:
+    values: dict[str, Any] = {}
+    for key, value in obj.items():
+        canonical = keys.canonical(str(key))
+        if canonical is None:
+            continue
+        if isinstance(value, dict | list):
+            reason = f"{key}: {_json_text(value)[:60]} is not a single value (rule: type)"
+            builder.reject(line_number, text, reason, "type", canonical)
+            return
+        if values.get(canonical) is None:
+            values[canonical] = _json_scalar(value)
+    nul_column = _first_nul_column(values)
+    if nul_column is not None:
+        reason = f"{nul_column}: value contains a NUL byte (rule: nul)"
+        builder.reject(line_number, text, reason, "nul", nul_column)
+        return
+    builder.add(line_number, values, text)
+
+
+def _check_json_required(keys: _JsonKeys, entity: Entity, display_name: str) -> None:
+    """A required column no object of the first chunk has is a missing column, not bad rows."""
+    present = {c for c in keys.mapping.values() if c is not None}
+    missing = [name for name in entity.required if name not in present]
+    if missing:
+        found = ", ".join(keys.mapping) or "no keys"
+        raise SourceError(
+            f"{display_name}: required column '{missing[0]}' is missing (found: {found})"
+        )
+
+
+def _read_jsonl(
+    path: Path, entity: Entity, aliases: Aliases, display_name: str, chunk_rows: int
+) -> Iterator[RawChunk]:
+    reject_binary(path, display_name)
+    keys = _JsonKeys(entity, aliases, display_name)
+    builder = _ChunkBuilder(list(entity.column_names))
+    objects, data_rows, checked = 0, 0, False
+    with path.open("rb") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            data_rows += 1
+            obj, text, problem = _parse_json_line(line)
+            if problem is not None:
+                builder.reject(line_number, text, f"{problem} (rule: parse)", "parse", None)
+            else:
+                objects += 1
+                _add_json_object(builder, line_number, obj, text, keys)
+            if len(builder) >= chunk_rows:
+                if objects and not checked:
+                    _check_json_required(keys, entity, display_name)
+                    checked = True
+                yield builder.flush(keys.take_warnings())
+    if objects and not checked:
+        _check_json_required(keys, entity, display_name)
+    warnings = keys.take_warnings()
+    if data_rows == 0:
+        warnings.append(f"{display_name}: file is empty; 0 rows loaded")
+    if len(builder) or warnings:
+        yield builder.flush(warnings)
+
+
+# --- Parquet ---------------------------------------------------------------------------------
+
+
+def _parquet_type_fits(arrow_type: pa.DataType, column_type: str) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    t = pa.types
+    if t.is_null(arrow_type) or t.is_string(arrow_type) or t.is_large_string(arrow_type):
+        return True
+    numeric = t.is_integer(arrow_type) or t.is_floating(arrow_type) or t.is_decimal(arrow_type)
+    temporal = t.is_timestamp(arrow_type) or t.is_date(arrow_type)
+    if column_type in ("decimal", "integer"):
+        return numeric
+    if column_type == "timestamp":
+        return temporal or t.is_integer(arrow_type)  # YYYYMMDD stored as a number
+    if column_type == "boolean":
+        return t.is_boolean(arrow_type) or t.is_integer(arrow_type)
+    return numeric or temporal or t.is_boolean(arrow_type)
+
+
+_EXPECTED_PARQUET = {
+    "decimal": "a number or text",
+    "integer": "a number or text",
+    "timestamp": "a timestamp, a date or text",
+    "boolean": "a boolean, a number or text",
+    "text": "text, a number, a date or a boolean",
+}
+
+
+def _check_parquet_types(
+    schema: pa.Schema, header: HeaderMap, entity: Entity, display_name: str
+) -> None:
+    for pos, canonical in header.positions:
+        arrow_type = schema.field(pos).type
+        column_type = entity.column(canonical).type
+        if not _parquet_type_fits(arrow_type, column_type):
+            raise SourceError(
+                f"{display_name}: column '{schema.field(pos).name}' has Parquet type "
+                f"{arrow_type}, expected {_EXPECTED_PARQUET[column_type]}"
+            )
+
+
+def _parquet_text(column: pa.Array) -> list[str | None]:
+    if pa.types.is_dictionary(column.type):
+        column = column.dictionary_decode()
+    return pc.cast(column, pa.string()).to_pylist()
+
+
+def _read_parquet(
+    path: Path, entity: Entity, aliases: Aliases, display_name: str, chunk_rows: int
+) -> Iterator[RawChunk]:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"{display_name}: not a readable Parquet file ({exc})") from None
+    schema = parquet.schema_arrow
+    header = resolve_headers(list(schema.names), entity, aliases, display_name)
+    _check_parquet_types(schema, header, entity, display_name)
+    warnings = list(header.warnings)
+    builder = _ChunkBuilder(header.canonical_columns)
+    next_row = 1
+    try:
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            texts = {
+                canonical: _parquet_text(batch.column(pos)) for pos, canonical in header.positions
+            }
+            for offset, record in enumerate(batch.to_pylist()):
+                values = {name: texts[name][offset] for name in texts}
+                _add_record(builder, next_row + offset, values, record)
+            next_row += batch.num_rows
+            yield builder.flush(warnings)
+            warnings = []
+    except pa.ArrowException as exc:
+        raise SourceError(f"{display_name}: Parquet data cannot be read ({exc})") from None
+    if next_row == 1:
+        yield builder.flush(warnings + [f"{display_name}: file has no rows; 0 rows loaded"])
+
+
+def _add_record(
+    builder: _ChunkBuilder, row_number: int | None, values: dict[str, Any], record: dict[str, Any]
+) -> None:
+    raw_record = _json_text(record)
+    nul_column = _first_nul_column(values)
+    if nul_column is not None:
+        reason = f"{nul_column}: value contains a NUL byte (rule: nul)"
+        builder.reject(row_number, raw_record, reason, "nul", nul_column)
+        return
+    builder.add(row_number, values, raw_record)
+
+
+# --- public API ------------------------------------------------------------------------------
+
+_READERS = {".csv": _read_csv, ".jsonl": _read_jsonl, ".parquet": _read_parquet}
+
+
+def read_file(
+    path: Path,
+    entity: Entity,
+    aliases: Aliases,
+    *,
+    display_name: str,
+    timezone: str = "Asia/Shanghai",
+    chunk_rows: int = 100_000,
+) -> Iterator[RawChunk]:
+    """Stream one landing file as chunks; raises SourceError when it is unreadable as a whole.
+
+    `display_name` (the path relative to the landing folder) starts every message. `timezone` is
+    accepted for the loader's convenience but unused: values stay text, and naive timestamps are
+    localised in validation, so a Parquet timestamp keeps its offset (or its absence) as written.
+    An empty or header-only file yields one empty chunk carrying the warning.
+    """
+    del timezone
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise SourceError(
+            f"{display_name}: unsupported file type '{path.suffix}' (use .csv, .jsonl or .parquet)"
+        )
+    if not path.is_file():
+        raise SourceError(f"{display_name}: file does not exist")
+    if path.stat().st_size == 0:
+        yield _empty_chunk([], f"{display_name}: file is empty; 0 rows loaded")
+        return
+    yield from reader(path, entity, aliases, display_name, chunk_rows)
+
+
+def _cell_text(value: Any) -> str | None:
+    """A database value as the text a CSV export would hold (None stays None)."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def normalise_frame(
+    df: pd.DataFrame, entity: Entity, aliases: Aliases, *, display_name: str
+) -> RawChunk:
+    """A database chunk → RawChunk: header matching, text values, raw_record; row_number <NA>."""
+    header = resolve_headers([str(c) for c in df.columns], entity, aliases, display_name)
+    builder = _ChunkBuilder(header.canonical_columns)
+    columns = [df.iloc[:, pos].astype(object).tolist() for pos in range(df.shape[1])]
+    names = [str(c) for c in df.columns]
+    for i in range(len(df)):
+        record = {name: _cell_text(columns[pos][i]) for pos, name in enumerate(names)}
+        values = {canonical: record[names[pos]] for pos, canonical in header.positions}
+        _add_record(builder, None, values, record)
+    return builder.flush(header.warnings)
