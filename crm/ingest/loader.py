@@ -171,6 +171,8 @@ class Loader:
 
     def _warn(self, *messages: str) -> None:
         for message in messages:
+            if message in self.report.warnings:  # chunks of one source repeat their warnings
+                continue
             self.report.warnings.append(message)
             self.log(f"WARNING {message}")
 
@@ -254,11 +256,12 @@ class Loader:
                     stream_results=True, yield_per=self.rules.ingest.chunk_rows
                 ).execute(text(query), params)
                 keys = list(result.keys())
-                for partition in result.partitions():
+                for partition in result.partitions(self.rules.ingest.chunk_rows):
                     frame = pd.DataFrame([tuple(r) for r in partition], columns=keys, dtype=object)
                     frame = frame.map(_db_value_as_text)
                     if watermark_col:
-                        top = frame[watermark_col].dropna()
+                        # bookkeeping of the source system, not a contract column
+                        top = frame.pop(watermark_col).dropna()
                         if len(top):
                             newest.append(max(top))
                     yield normalise_frame(frame, entity, self.aliases, display_name=source)
