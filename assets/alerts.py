@@ -5,7 +5,6 @@ separate steps in the UI and in the logs. The outbox `marts.churn_alerts` persis
 it is what makes cooldown, retries and "never twice" possible.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -4,7 +4,6 @@ Grain: one row per customer of `marts.customer_profile` (plus history periods an
 Consumers: churn scoring, alerts, BI. Python reads the per-customer mart only, never raw facts.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -5,7 +5,6 @@ orders that reference them, so orphans are decided in the same run) and because 
 at a time is the rule. Grain: one raw row per loaded version; consumer: dbt staging.
 """
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,6 +1,5 @@
 """Publish: the last step of a run, after every check passed (write-audit-publish)."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -43,10 +43,11 @@ class PublishReport:
     directory: Path
 
 
-def _existing_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+def _existing_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
     rows = con.execute(
         "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-        "WHERE table_catalog = current_database()"
+        "WHERE table_catalog = ?",
+        [catalog],
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -59,23 +60,25 @@ def publish(
     staging.mkdir()
     counts: dict[str, int] = {}
     try:
-        with connect(warehouse, read_only=True) as con:
-            present = _existing_tables(con)
+        db_file = staging / "analytics.duckdb"
+        with connect(db_file) as con:
+            # The warehouse is only read; the new file is the one written.
+            con.execute(f"ATTACH '{Path(warehouse).as_posix()}' AS wh (READ_ONLY)")
+            present = _existing_tables(con, "wh")
             wanted = [t for t in tables if t in present]
             missing = [t for t in tables if t not in present]
-            db_file = staging / "analytics.duckdb"
-            con.execute(f"ATTACH '{db_file.as_posix()}' AS pub")
             for schema in sorted({t.split(".")[0] for t in wanted}):
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS pub.{schema}")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             for table in wanted:
-                con.execute(f"CREATE TABLE pub.{table} AS SELECT * FROM {table}")
-                counts[table] = con.execute(f"SELECT count(*) FROM pub.{table}").fetchone()[0]
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM wh.{table}")
+                counts[table] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
                 name = table.split(".", 1)[1]
                 con.execute(
                     f"COPY {table} TO '{(staging / f'{name}.parquet').as_posix()}' "
                     "(FORMAT parquet, COMPRESSION zstd)"
                 )
-            con.execute("DETACH pub")
+            con.execute("DETACH wh")
+            con.execute("CHECKPOINT")
         # Swap in: Parquet files first, the database last, each by an atomic rename.
         for path in sorted(staging.glob("*.parquet")) + [staging / "analytics.duckdb"]:
             os.replace(path, publish_dir / path.name)

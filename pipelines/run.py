@@ -31,11 +31,13 @@ def failure_summary(result: dg.ExecuteInProcessResult) -> str:
     """The first failed step's message, as one sentence a user can act on."""
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
-            error = event.step_failure_data.error
             user_error = event.step_failure_data.user_failure_data
-            text = (user_error.description if user_error and user_error.description else None) or (
-                error.message.strip().splitlines()[-1] if error else "unknown error"
-            )
+            if user_error and user_error.description:
+                return f"step {event.step_key} failed: {user_error.description}"
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:  # the root cause, not wrappers
+                error = error.cause
+            text = error.message.strip().splitlines()[-1] if error else "unknown error"
             return f"step {event.step_key} failed: {text}"
     return "the run failed before any step ran"
 

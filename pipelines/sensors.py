@@ -5,7 +5,6 @@ folder (path, size, mtime of every file) and starts a run when the fingerprint c
 itself decides which files are new (by content hash), so a spurious trigger costs one quick run.
 """
 
-from __future__ import annotations
 
 import hashlib
 import os
