@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pipelines.definitions import defs
 
-    job = defs.get_job_def(args.job)
+    job = defs.resolve_job_def(args.job)
     result = job.execute_in_process(
         instance=_instance(), tags={AS_OF_TAG: as_of.isoformat()}, raise_on_error=False
     )

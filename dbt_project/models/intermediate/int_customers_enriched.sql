@@ -1,0 +1,18 @@
+-- Customers that exist on as_of (created on or before it, domain.md §0), with region derived
+-- from the province and industry defaulted (§3.8). Grain: customer_id. Consumer: customer_profile.
+select
+    customer_id,
+    name,
+    customer_type,
+    {{ trimmed_or_unknown('industry') }} as industry,
+    {{ derive_region('region', 'province') }} as region,
+    province,
+    city,
+    owner_rep_id,
+    email,
+    phone,
+    source_channel,
+    coalesce(is_key_account, false) as is_key_account_flag,
+    created_date
+from {{ ref('stg_crm__customers') }}
+where created_date <= {{ as_of_date() }}

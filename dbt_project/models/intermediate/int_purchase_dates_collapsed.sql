@@ -1,0 +1,27 @@
+-- A view: it has one consumer, so writing its rows to disk would only cost time.
+{{ config(materialized='view') }}
+
+-- Purchase dates (domain.md §0): several completed orders on one local day are one purchase
+-- date, which cadence and the BG/NBD inputs need. Each date carries the gap to the previous one
+-- and its rank from the most recent (1 = last purchase date).
+-- Grain: customer_id x purchase_date. Consumer: int_customer_cadence_summarized.
+with purchase_dates as (
+    select
+        customer_id,
+        order_date as purchase_date,
+        count(*) as orders_on_date
+    from {{ ref('int_orders_completed') }}
+    group by customer_id, order_date
+)
+
+select
+    customer_id,
+    purchase_date,
+    orders_on_date,
+    purchase_date - lag(purchase_date) over (
+        partition by customer_id order by purchase_date
+    ) as gap_days,
+    row_number() over (
+        partition by customer_id order by purchase_date desc
+    ) as recency_rank
+from purchase_dates

@@ -1,0 +1,23 @@
+-- Current version of each interaction, attributed to the customer ingest resolved (by id, email
+-- or phone), with its local date. `load_seq` is kept: it breaks latest_nps ties ("the later row").
+-- Grain: interaction_id.
+with current_versions as (
+    select *
+    from {{ source('raw', 'interactions') }}
+    qualify row_number() over (partition by interaction_id order by _load_seq desc) = 1
+)
+
+select
+    interaction_id,
+    resolved_customer_id as customer_id,
+    match_method,
+    occurred_at,
+    {{ local_date('occurred_at') }} as occurred_date,
+    channel,
+    direction,
+    kind,
+    rep_id,
+    satisfaction,
+    nps,
+    _load_seq as load_seq
+from current_versions
