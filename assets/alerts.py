@@ -5,7 +5,6 @@ separate steps in the UI and in the logs. The outbox `marts.churn_alerts` persis
 it is what makes cooldown, retries and "never twice" possible.
 """
 
-
 import dagster as dg
 
 from assets.churn import CHURN_RISK
@@ -16,6 +15,7 @@ from crm.frames import read_table
 from crm.mailer import deliver
 from crm.warehouse import connect
 from quality.freshness import source_freshness
+from quality.results import blocking_failures
 
 CHURN_ALERTS = dg.AssetKey(["marts", "churn_alerts"])
 SALES_REPS = dg.AssetKey(["marts", "sales_reps"])
@@ -54,19 +54,23 @@ def churn_alerts(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Mate
 def alert_delivery(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.MaterializeResult:
     """One digest per recipient via SMTP, or .eml files in CRM_MAIL_DIR without SMTP_HOST.
 
-    Gate: a stale feed suppresses every pending alert with the reason; nothing is sent."""
+    Gate: a failed blocking data-quality check of this run, or a stale feed, suppresses every
+    pending alert with the reason; nothing is sent."""
     settings, rules = crm.settings(), crm.rules()
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
+        problems = [
+            f"blocking check failed: {name}" for name in blocking_failures(con, context.run_id)
+        ]
         stale = [f for f in source_freshness(con, as_of, settings.timezone, rules) if f.stale]
-        gate_ok = not stale
-        gate_reason = (
-            None
-            if gate_ok
-            else "stale source: "
-            + "; ".join(f.message for f in stale)
-            + f" (older than {rules.quality.stale_after_days} days before {as_of})"
-        )
+        if stale:
+            problems.append(
+                "stale source: "
+                + "; ".join(f.message for f in stale)
+                + f" (older than {rules.quality.stale_after_days} days before {as_of})"
+            )
+        gate_ok = not problems
+        gate_reason = None if gate_ok else "; ".join(problems)
         if not gate_ok:
             context.log.warning(f"alerts suppressed, {gate_reason}")
         report = deliver(

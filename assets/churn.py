@@ -4,7 +4,6 @@ Grain: one row per scored customer (stages new/active/loyal/at_risk/won_back).
 Consumers: alert planning and BI (`marts.churn_risk`).
 """
 
-
 import dagster as dg
 import numpy as np
 import pandas as pd

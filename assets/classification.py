@@ -4,8 +4,10 @@ Grain: one row per customer of `marts.customer_profile` (plus history periods an
 Consumers: churn scoring, alerts, BI. Python reads the per-customer mart only, never raw facts.
 """
 
+from datetime import date
 
 import dagster as dg
+import pandas as pd
 
 from assets.resources import CrmResource
 from crm.frames import read_table, replace_table, table_exists
@@ -16,6 +18,7 @@ from crm.lifecycle import (
     lifecycle_table,
     stages_before,
 )
+from crm.rules import Rules
 from crm.segments import compute_segments
 from crm.summaries import segment_summary
 from crm.warehouse import connect
@@ -78,13 +81,26 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
             if table_exists(con, "marts.customer_stage_history")
             else None
         )
-        try:
-            new_history = advance_history(history, stages, as_of)
-        except ValueError as exc:
-            raise dg.Failure(description=f"customer_stage_history: {exc}") from None
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS meta.lifecycle_runs (as_of DATE PRIMARY KEY, "
+            "run_id VARCHAR, recorded_at TIMESTAMP)"
+        )
+        newest = con.execute("SELECT max(as_of) FROM meta.lifecycle_runs").fetchone()[0]
+        recorded = con.execute(
+            "SELECT count(*) FROM meta.lifecycle_runs WHERE as_of = ?", [as_of]
+        ).fetchone()[0]
+        if recorded and newest is not None and as_of < newest:
+            # A rerun of a past as_of (e.g. a backfill range run twice): history stays as it is.
+            context.log.info(f"{as_of} is already in the stage history; history left unchanged")
+            new_history = history
+        else:
+            try:
+                new_history = advance_history(history, stages, as_of)
+            except ValueError as exc:
+                raise dg.Failure(description=f"customer_stage_history: {exc}") from None
         previous = stages_before(new_history, as_of)
         flow = lifecycle_flow(previous, stages, as_of)
-        lifecycle = lifecycle_table(new_history, stages, as_of, rules)
+        lifecycle = lifecycle_at(new_history, stages, as_of, rules)
         con.execute("BEGIN TRANSACTION")
         replace_table(
             con, "marts.customer_stage_history", new_history, {"valid_from": DATE, "valid_to": DATE}
@@ -103,6 +119,10 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
             con.unregister("_flow")
         else:
             replace_table(con, "marts.lifecycle_flow", flow, {"as_of": DATE})
+        con.execute(
+            "INSERT OR REPLACE INTO meta.lifecycle_runs VALUES (?, ?, now())",
+            [as_of, context.run_id],
+        )
         con.execute("COMMIT")
     by_stage = lifecycle["stage"].value_counts().to_dict()
     context.log.info(f"stages on {as_of}: {by_stage}")
@@ -112,6 +132,35 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
     )
     yield dg.MaterializeResult(asset_key=HISTORY, metadata={"periods": len(new_history)})
     yield dg.MaterializeResult(asset_key=FLOW, metadata={"transitions": len(flow)})
+
+
+def lifecycle_at(
+    history: pd.DataFrame, stages: pd.DataFrame, as_of: date, rules: Rules
+) -> pd.DataFrame:
+    """`marts.customer_lifecycle` for as_of: the newest as_of advances the history as usual; a
+    past as_of (a rerun inside a backfilled range) reads stage_since / previous_stage from the
+    period that covered that date."""
+    starts = pd.to_datetime(history["valid_from"]).dt.date if len(history) else pd.Series([])
+    if not len(history) or as_of >= starts.max():
+        return lifecycle_table(history, stages, as_of, rules)
+    ends = pd.to_datetime(history["valid_to"]).dt.date
+    covering = history[(starts <= as_of) & (history["valid_to"].isna() | (ends > as_of))]
+    periods = covering.set_index("customer_id")
+    labels = rules.lifecycle.labels
+    rows = []
+    for customer_id, stage in zip(stages["customer_id"], stages["stage"], strict=True):
+        known = customer_id in periods.index
+        rows.append(
+            {
+                "customer_id": customer_id,
+                "stage": stage,
+                "stage_zh": labels[stage].zh,
+                "stage_since": periods.at[customer_id, "valid_from"] if known else as_of,
+                "previous_stage": periods.at[customer_id, "previous_stage"] if known else None,
+                "as_of": as_of,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 @dg.asset(

@@ -4,7 +4,6 @@ dbt tests surface as asset checks; a failing test fails the dbt step, so nothing
 bad mart runs in that run (write-audit-publish: publication is the last step).
 """
 
-
 import json
 import os
 import subprocess

@@ -5,7 +5,6 @@ orders that reference them, so orphans are decided in the same run) and because 
 at a time is the rule. Grain: one raw row per loaded version; consumer: dbt staging.
 """
 
-
 import dagster as dg
 
 from assets.resources import CrmResource

@@ -1,6 +1,5 @@
 """Publish: the last step of a run, after every check passed (write-audit-publish)."""
 
-
 import dagster as dg
 
 from assets.resources import CrmResource

@@ -5,7 +5,6 @@ secrets (SMTP_PASSWORD) must never appear in run config or the UI. So the resour
 environment at run time and only carries explicit overrides (tests, the backfill command).
 """
 
-
 from dataclasses import replace
 from datetime import date
 from pathlib import Path

@@ -19,6 +19,8 @@ import duckdb
 
 from crm.warehouse import connect
 
+STAGING_PREFIX = ".staging-"
+
 # The tables of contract §4, in the order BI documentation lists them. A table that does not
 # exist yet in the warehouse (a stage not built) is skipped and reported.
 PUBLISHED_TABLES: tuple[str, ...] = (
@@ -33,6 +35,7 @@ PUBLISHED_TABLES: tuple[str, ...] = (
     "marts.sales_reps",
     "quality.rejected_rows",
     "quality.load_audit",
+    "quality.check_results",
 )
 
 
@@ -52,11 +55,27 @@ def _existing_tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
     return {r[0] for r in rows}
 
 
+def remove_stale_staging(publish_dir: Path) -> list[Path]:
+    """Deletes staging folders left by a run killed mid-publication, returns what it removed.
+
+    Why: `kill -9` (or a crash) skips the `finally` below, so without this every such run would
+    leave a folder the size of the publication behind. Runs publish one at a time (one DuckDB
+    writer, in-process executor), so a staging folder present when a publication starts belongs
+    to a dead run."""
+    removed: list[Path] = []
+    for leftover in sorted(publish_dir.glob(f"{STAGING_PREFIX}*")):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover)
+    return removed
+
+
 def publish(
     warehouse: Path, publish_dir: Path, tables: tuple[str, ...] = PUBLISHED_TABLES
 ) -> PublishReport:
     publish_dir.mkdir(parents=True, exist_ok=True)
-    staging = publish_dir / f".staging-{uuid.uuid4().hex}"
+    remove_stale_staging(publish_dir)
+    staging = publish_dir / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     staging.mkdir()
     counts: dict[str, int] = {}
     try:

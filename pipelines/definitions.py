@@ -19,6 +19,7 @@ from assets.dbt import build_dbt_assets, dbt_executable, dbt_project
 from assets.publish import build_publish_asset
 from assets.resources import CrmResource
 from pipelines.sensors import build_landing_sensor, build_schedule
+from quality.checks import classification_checks, raw_checks
 
 _project = dbt_project()
 dbt_models = build_dbt_assets(_project)
@@ -44,6 +45,15 @@ _assets = [
     published_tables,
 ]
 
+# Blocking checks between ingest and dbt, and between classification and churn/alerts; dbt
+# tests come with the dbt assets.
+_checks = raw_checks(ingest.RAW_KEYS) + classification_checks(
+    classification.PROFILE,
+    classification.SEGMENTS,
+    classification.LIFECYCLE,
+    classification.HISTORY,
+)
+
 customer_daily = dg.define_asset_job(
     "customer_daily",
     selection=dg.AssetSelection.all(),
@@ -61,6 +71,7 @@ customer_history = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=_assets,
+    asset_checks=_checks,
     jobs=[customer_daily, customer_history],
     schedules=[build_schedule(customer_daily)],
     sensors=[build_landing_sensor(customer_daily)],

@@ -5,7 +5,6 @@ folder (path, size, mtime of every file) and starts a run when the fingerprint c
 itself decides which files are new (by content hash), so a spurious trigger costs one quick run.
 """
 
-
 import hashlib
 import os
 from datetime import datetime
@@ -32,7 +31,7 @@ def landing_fingerprint(landing_dir: Path) -> tuple[str, int]:
             f"{path.relative_to(landing_dir)}|{stat.st_size}|{stat.st_mtime_ns}\n".encode()
         )
         count += 1
-    return digest.hexdigest(), count
+    return (digest.hexdigest() if count else ""), count
 
 
 def build_schedule(job: dg.JobDefinition) -> dg.ScheduleDefinition:
