@@ -28,7 +28,21 @@ def _instance() -> dg.DagsterInstance:
 
 
 def failure_summary(result: dg.ExecuteInProcessResult) -> str:
-    """The first failed step's message, as one sentence a user can act on."""
+    """The first failed step's message, as one sentence a user can act on.
+
+    A blocking check names itself and its finding (e.g. "orders: 7 of 100 rows rejected = 7 %,
+    above the limit of 5 %"), not just the step that stopped."""
+    failed_checks = [
+        f"{e.asset_check_evaluation_data.asset_key.to_user_string()} "
+        f"{e.asset_check_evaluation_data.check_name}: "
+        f"{e.asset_check_evaluation_data.description or 'failed'}"
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and not e.asset_check_evaluation_data.passed
+        and e.asset_check_evaluation_data.severity == dg.AssetCheckSeverity.ERROR
+    ]
+    if failed_checks:
+        return "blocking data-quality check failed: " + " | ".join(failed_checks)
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data:
             user_error = event.step_failure_data.user_failure_data

@@ -37,18 +37,20 @@ def _percent(share: Fraction) -> str:
 # --- rejected share -----------------------------------------------------------------------------
 
 
-def rejected_share(rows_read: int, rows_rejected: int) -> Fraction:
-    """Share of this run's rows that were rejected (orphans included); 0 when nothing was read."""
-    return Fraction(rows_rejected, rows_read) if rows_read else Fraction(0)
+def rejected_share(rows_read: int, rows_invalid: int) -> Fraction:
+    """Share of this run's rows that broke a rule; 0 when nothing was read."""
+    return Fraction(rows_invalid, rows_read) if rows_read else Fraction(0)
 
 
 def rejected_share_outcome(
     entity: str, rows_read: int, rows_rejected: int, max_share: float, orphans: int = 0
 ) -> CheckOutcome:
-    """Fails when the rejected share of this run's rows exceeds `max_share` (equal passes)."""
-    share = rejected_share(rows_read, rows_rejected)
+    """Fails when the share of this run's rows that broke a rule exceeds `max_share` (equal
+    passes). Orphans are rejected too but do not count: late-arriving parents are normal
+    (contract §1) and the orphans load by themselves on a later run; they are reported."""
+    share = rejected_share(rows_read, rows_rejected - orphans)
     passed = share <= _exact(max_share)
-    detail = f" ({orphans} of them wait for their parent)" if orphans else ""
+    detail = f" ({orphans} of them wait for their parent and do not count)" if orphans else ""
     if not rows_read:
         message = f"{entity}: no rows read in this run"
     else:

@@ -59,11 +59,11 @@ def test_rejected_share_of_a_run_that_read_nothing_passes():
     assert gates.rejected_share_outcome("orders", 0, 0, 0.05).passed
 
 
-def test_rejected_share_gate_sums_the_runs_sources_and_counts_orphans(con):
+def test_rejected_share_gate_sums_the_runs_sources_and_leaves_orphans_out(con):
     t = datetime(2026, 6, 30, 2)
-    # 60 + 40 = 100 rows read, 2 + 4 = 6 rejected = 6 % > 5 %.
+    # 60 + 40 = 100 rows read, 2 + 5 = 7 rejected, 1 of them an orphan: 6 invalid = 6 % > 5 %.
     audit(con, "r1", "orders", "orders/a.csv", 60, 58, 2, 0, t)
-    audit(con, "r1", "orders", "db:orders", 40, 36, 4, 0, t)
+    audit(con, "r1", "orders", "db:orders", 40, 35, 5, 0, t)
     audit(con, "r0", "orders", "orders/old.csv", 100, 0, 100, 0, t)  # another run: ignored
     con.execute(
         "INSERT INTO quality.rejected_rows (entity, severity, run_id) VALUES "
@@ -71,8 +71,16 @@ def test_rejected_share_gate_sums_the_runs_sources_and_counts_orphans(con):
     )
     outcome = gates.rejected_share_gate(con, "r1", "orders", RULES)
     assert not outcome.passed
-    assert outcome.metadata["rows_read"] == 100 and outcome.metadata["rows_rejected"] == 6
+    assert outcome.metadata["rows_read"] == 100 and outcome.metadata["rows_rejected"] == 7
     assert outcome.metadata["orphans"] == 1
+    assert outcome.metadata["rejected_share"] == pytest.approx(0.06)
+    # Orphans alone never fail the gate: 30 of 100 rows waiting for their parent.
+    audit(con, "r3", "orders", "orders/c.csv", 100, 70, 30, 0, t)
+    con.execute(
+        "INSERT INTO quality.rejected_rows (entity, severity, run_id) "
+        "SELECT 'orders', 'warning', 'r3' FROM range(30)"
+    )
+    assert gates.rejected_share_gate(con, "r3", "orders", RULES).passed
     # 5 of 100 on a fresh run passes.
     audit(con, "r2", "orders", "orders/b.csv", 100, 95, 5, 0, t)
     assert gates.rejected_share_gate(con, "r2", "orders", RULES).passed
