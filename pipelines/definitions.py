@@ -18,6 +18,7 @@ from assets import alerts, churn, classification, ingest
 from assets.dbt import build_dbt_assets, dbt_executable, dbt_project
 from assets.publish import build_publish_asset
 from assets.resources import CrmResource
+from pipelines.failure_summary import summarise_failure
 from pipelines.sensors import build_landing_sensor, build_schedule
 from quality.checks import classification_checks, raw_checks
 
@@ -58,6 +59,7 @@ customer_daily = dg.define_asset_job(
     "customer_daily",
     selection=dg.AssetSelection.all(),
     executor_def=dg.in_process_executor,
+    hooks={summarise_failure},
     description="Ingest, profile, classify, score churn, email alerts, publish.",
 )
 
@@ -66,6 +68,7 @@ customer_history = dg.define_asset_job(
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.assets(alerts.CHURN_ALERTS, alerts.ALERT_DELIVERY),
     executor_def=dg.in_process_executor,
+    hooks={summarise_failure},
     description="Everything but alerts: rebuilds classification history for past as_of dates.",
 )
 
