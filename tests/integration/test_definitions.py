@@ -39,7 +39,10 @@ def test_history_job_never_sends_alerts():
 
 def test_daily_schedule_runs_at_six_shanghai_for_that_day():
     schedule = defs.resolve_schedule_def("customer_daily_schedule")
-    assert (schedule.cron_schedule, schedule.execution_timezone) == (SCHEDULE_CRON, SCHEDULE_TIMEZONE)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (
+        SCHEDULE_CRON,
+        SCHEDULE_TIMEZONE,
+    )
     assert SCHEDULE_CRON == "0 6 * * *" and SCHEDULE_TIMEZONE == "Asia/Shanghai"
     from datetime import datetime
     from zoneinfo import ZoneInfo

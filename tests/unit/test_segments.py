@@ -303,7 +303,12 @@ def test_credit_unrated_without_billed_orders_and_null_for_prospects() -> None:
         "p1": None,
     }
     # the label of `unrated` comes from segments.credit.unrated_zh (未评级)
-    assert _column(frame, "credit_grade_zh") == {"b0": "未评级", "bn": "未评级", "ba": "优秀", "p1": None}
+    assert _column(frame, "credit_grade_zh") == {
+        "b0": "未评级",
+        "bn": "未评级",
+        "ba": "优秀",
+        "p1": None,
+    }
 
 
 def test_credit_measures_are_passed_through() -> None:
