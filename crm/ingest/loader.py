@@ -18,6 +18,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -221,12 +222,7 @@ class Loader:
             raise
         except Exception as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if self.source_db_url and "@" in self.source_db_url:
-                from sqlalchemy.engine import make_url
-
-                password = make_url(self.source_db_url).password
-                if password:
-                    reason = reason.replace(str(password), "***")
+            reason = _without_password(reason, self.source_db_url)
             raise SourceError(
                 f"{source}: cannot read the source database {masked} ({reason})"
             ) from None
@@ -274,8 +270,13 @@ class Loader:
         except SourceError:
             raise
         except Exception as exc:
-            self.con.execute("ROLLBACK") if self.con.in_transaction else None  # type: ignore[attr-defined]
-            raise SourceError(f"{source}: reading failed ({type(exc).__name__}: {exc})") from exc
+            _rollback_if_open(self.con)
+            reason = _without_password(
+                str(exc).splitlines()[0] if str(exc) else "", self.source_db_url
+            )
+            raise SourceError(
+                f"{source}: reading failed ({type(exc).__name__}: {reason})"
+            ) from None
         if newest:
             mark = _parse_db_timestamp(max(newest))
             if mark is not None:
@@ -563,6 +564,25 @@ class Loader:
         if released:
             self.report.orphans_released[entity.name] = released
             self.log(f"{entity.name}: {released} waiting rows found their parent and loaded")
+
+
+def _without_password(text: str, url: str | None) -> str:
+    """Driver messages may echo connection details: never let the password through."""
+    if not url or "@" not in url:
+        return text
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # an unparseable URL never connected, so no driver echoed it
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
+def _rollback_if_open(con: duckdb.DuckDBPyConnection) -> None:
+    """Undo a source's half-done transaction; a failure before BEGIN has nothing to undo."""
+    with contextlib.suppress(duckdb.TransactionException):
+        con.execute("ROLLBACK")
 
 
 def _cast_expr(name: str, type_: str) -> str:
