@@ -29,9 +29,13 @@ def dbt_project() -> DbtProject:
 
 
 def manifest_is_stale(project: DbtProject) -> bool:
-    """True when no manifest exists or a model/macro/yml file changed after it was written."""
+    """True when the manifest is missing, unreadable, or older than a model/macro/yml file."""
     manifest = project.manifest_path
     if not manifest.exists():
+        return True
+    try:
+        json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return True
     built = manifest.stat().st_mtime
     watched = ("models", "macros", "seeds", "tests", "dbt_project.yml", "profiles.yml")
@@ -103,8 +107,12 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         context.log.info(f"dbt build for as_of {as_of} on {settings.warehouse}")
         # dbt unit tests check the SQL, not the data: they run in the test suite, not every day.
         args = ["build", "--exclude-resource-type", "unit_test"]
+        # One fixed target folder (runs never overlap: one writer), instead of a new folder per
+        # run that would pile up under target/ on a daily schedule.
         yield from dbt.cli(
-            [*args, "--vars", json.dumps(dbt_vars, ensure_ascii=False)], context=context
+            [*args, "--vars", json.dumps(dbt_vars, ensure_ascii=False)],
+            context=context,
+            target_path=Path("target") / "run",
         ).stream()
 
     return dbt_models

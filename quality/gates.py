@@ -161,34 +161,23 @@ def volume_drop_outcome(
     return CheckOutcome(passed, message, metadata)
 
 
-def file_rows_of_run(con: duckdb.DuckDBPyConnection, run_id: str, entity: str) -> int:
-    """Rows read from landing files (database reads excluded: see `volume_drop_gate`)."""
-    return int(
-        con.execute(
-            """SELECT coalesce(sum(rows_read), 0) FROM quality.load_audit
-               WHERE run_id = ? AND entity = ? AND NOT starts_with(source, ?)""",
-            [run_id, entity, DB_SOURCE_PREFIX],
-        ).fetchone()[0]
-    )
-
-
-def previous_file_delivery(
-    con: duckdb.DuckDBPyConnection, run_id: str, entity: str
+def previous_load_of_source(
+    con: duckdb.DuckDBPyConnection, run_id: str, source: str
 ) -> tuple[str, int] | None:
-    """(run_id, file rows) of the latest earlier run that read at least one file row."""
+    """(run_id, rows read) of the latest earlier load of the same landing file path."""
     row = con.execute(
         """WITH this_run AS (
                SELECT min(loaded_at) AS started FROM quality.load_audit WHERE run_id = ?
-           ), deliveries AS (
-               SELECT run_id, sum(rows_read) AS file_rows, max(loaded_at) AS loaded_at
+           ), loads AS (
+               SELECT run_id, sum(rows_read) AS rows_read, max(loaded_at) AS loaded_at
                FROM quality.load_audit
-               WHERE entity = ? AND run_id <> ? AND NOT starts_with(source, ?)
+               WHERE source = ? AND run_id <> ?
                GROUP BY run_id HAVING sum(rows_read) > 0
            )
-           SELECT d.run_id, d.file_rows FROM deliveries d, this_run t
-           WHERE t.started IS NULL OR d.loaded_at <= t.started
-           ORDER BY d.loaded_at DESC, d.run_id DESC LIMIT 1""",
-        [run_id, entity, run_id, DB_SOURCE_PREFIX],
+           SELECT l.run_id, l.rows_read FROM loads l, this_run t
+           WHERE t.started IS NULL OR l.loaded_at <= t.started
+           ORDER BY l.loaded_at DESC, l.run_id DESC LIMIT 1""",
+        [run_id, source, run_id],
     ).fetchone()
     return (str(row[0]), int(row[1])) if row else None
 
@@ -196,15 +185,38 @@ def previous_file_delivery(
 def volume_drop_gate(
     con: duckdb.DuckDBPyConnection, run_id: str, entity: str, rules: Rules
 ) -> CheckOutcome:
-    """Landing files only: an incremental database read (watermark minus a look-back) has no
-    comparable volume — the first read is the whole history, later ones a few days."""
-    previous = previous_file_delivery(con, run_id, entity)
-    return volume_drop_outcome(
-        entity,
-        file_rows_of_run(con, run_id, entity),
-        previous[1] if previous else None,
-        rules.quality.max_volume_drop,
-        previous[0] if previous else None,
+    """Per landing file: a file delivered again under the same path (a snapshot export replaced
+    by a new version) must not shrink by more than `max_volume_drop` against its previous load —
+    the truncated-export case. A file under a new name (a daily increment) has no predecessor and
+    passes, so a small daily file after a bulk history load is not a "drop". Database reads are
+    excluded: an incremental read (watermark minus a look-back) has no comparable volume."""
+    sources = con.execute(
+        """SELECT source, sum(rows_read) FROM quality.load_audit
+           WHERE run_id = ? AND entity = ? AND NOT starts_with(source, ?)
+           GROUP BY source ORDER BY source""",
+        [run_id, entity, DB_SOURCE_PREFIX],
+    ).fetchall()
+    max_drop = rules.quality.max_volume_drop
+    compared = 0
+    for source, rows in sources:
+        previous = previous_load_of_source(con, run_id, source)
+        if previous is None or not rows:
+            continue
+        compared += 1
+        outcome = volume_drop_outcome(
+            f"{entity} ({source})", int(rows), previous[1], max_drop, previous[0]
+        )
+        if not outcome.passed:
+            return outcome
+    total = sum(int(rows) for _, rows in sources)
+    message = (
+        f"{entity}: {len(sources)} file(s) read, {compared} of them delivered before under the "
+        "same name; no drop above the limit"
+    )
+    return CheckOutcome(
+        True,
+        message,
+        {"rows_read_files": total, "files_compared": compared, "max_volume_drop": max_drop},
     )
 
 

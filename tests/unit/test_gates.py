@@ -110,22 +110,31 @@ def test_volume_gate_passes_without_a_drop_to_judge(current, previous):
     assert gates.volume_drop_outcome("orders", current, previous, 0.5).passed
 
 
-def test_volume_gate_compares_with_the_last_run_that_read_files(con):
-    # r1 read 100 file rows (and 5000 database rows, which never count: incremental reads);
-    # r2 read only an empty file (0 rows: not a delivery); r3 found nothing new (no audit row).
-    audit(con, "r1", "orders", "orders/day1.csv", 100, 100, 0, 0, datetime(2026, 6, 1))
-    audit(con, "r1", "orders", "db:orders", 5000, 5000, 0, 0, datetime(2026, 6, 1))
-    audit(con, "r2", "orders", "orders/empty.csv", 0, 0, 0, 0, datetime(2026, 6, 2))
-    audit(con, "r9", "customers", "customers/c.csv", 900, 900, 0, 0, datetime(2026, 6, 3))
-    audit(con, "r4", "orders", "orders/day4.csv", 50, 50, 0, 0, datetime(2026, 6, 4))
-    audit(con, "r5", "orders", "orders/day5.csv", 24, 24, 0, 0, datetime(2026, 6, 5))
-    assert gates.previous_file_delivery(con, "r4", "orders") == ("r1", 100)
-    assert gates.volume_drop_gate(con, "r4", "orders", RULES).passed  # 100 → 50
-    assert gates.volume_drop_gate(con, "r3", "orders", RULES).passed  # nothing read
-    # r5 against r4 (the latest earlier delivery): 50 → 24 is a 52 % drop.
-    outcome = gates.volume_drop_gate(con, "r5", "orders", RULES)
+def test_volume_gate_compares_a_redelivered_file_with_its_previous_load(con):
+    # customers/export.csv is a snapshot export delivered three times: 100 → 50 rows (exactly
+    # 50 %, passes) → 24 rows (52 % less than the 50 before: fails, against run r2).
+    audit(con, "r1", "customers", "customers/export.csv", 100, 100, 0, 0, datetime(2026, 6, 1))
+    audit(con, "r2", "customers", "customers/export.csv", 50, 0, 0, 50, datetime(2026, 6, 2))
+    audit(con, "r3", "customers", "customers/export.csv", 24, 0, 0, 24, datetime(2026, 6, 3))
+    assert gates.previous_load_of_source(con, "r2", "customers/export.csv") == ("r1", 100)
+    assert gates.volume_drop_gate(con, "r2", "customers", RULES).passed
+    outcome = gates.volume_drop_gate(con, "r3", "customers", RULES)
     assert not outcome.passed
-    assert outcome.metadata["previous_run_id"] == "r4"
+    assert outcome.metadata["previous_run_id"] == "r2"
+    assert "customers/export.csv" in outcome.message
+
+
+def test_volume_gate_lets_a_small_daily_file_follow_a_bulk_load(con):
+    # A 10,000-row history file, then a 40-row daily file under a new name, and 5,000 database
+    # rows then 3 (an incremental read): none of these is a drop of one source.
+    audit(con, "r1", "orders", "orders/history.csv", 10_000, 10_000, 0, 0, datetime(2026, 6, 1))
+    audit(con, "r1", "orders", "db:orders", 5000, 5000, 0, 0, datetime(2026, 6, 1))
+    audit(con, "r2", "orders", "orders/day2.csv", 40, 40, 0, 0, datetime(2026, 6, 2))
+    audit(con, "r2", "orders", "db:orders", 3, 3, 0, 0, datetime(2026, 6, 2))
+    outcome = gates.volume_drop_gate(con, "r2", "orders", RULES)
+    assert outcome.passed
+    assert outcome.metadata["files_compared"] == 0
+    assert gates.volume_drop_gate(con, "r3", "orders", RULES).passed  # a run that read nothing
 
 
 # --- audit reconciliation ----------------------------------------------------------------------
