@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import CrmResource
-from crm.frames import read_table, replace_table, table_exists
+from crm.frames import read_table, replace_as_of, replace_table, table_exists
 from crm.lifecycle import (
     advance_history,
     classify_stages,
@@ -108,17 +108,7 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
         replace_table(
             con, "marts.customer_lifecycle", lifecycle, {"stage_since": DATE, "as_of": DATE}
         )
-        # lifecycle_flow keeps every as_of (a BI time series); this as_of's rows are replaced.
-        if table_exists(con, "marts.lifecycle_flow"):
-            con.execute("DELETE FROM marts.lifecycle_flow WHERE as_of = ?", [as_of])
-            con.register("_flow", flow)
-            con.execute(
-                "INSERT INTO marts.lifecycle_flow SELECT CAST(as_of AS DATE), from_stage, "
-                "to_stage, customers FROM _flow"
-            )
-            con.unregister("_flow")
-        else:
-            replace_table(con, "marts.lifecycle_flow", flow, {"as_of": DATE})
+        replace_as_of(con, "marts.lifecycle_flow", flow, as_of, {"as_of": DATE})
         con.execute(
             "INSERT OR REPLACE INTO meta.lifecycle_runs VALUES (?, ?, now())",
             [as_of, context.run_id],
@@ -178,20 +168,12 @@ def segment_summary_table(
         lifecycle = read_table(con, "marts.customer_lifecycle")
         summary = segment_summary(segments, profile, lifecycle, as_of)
         con.execute("BEGIN TRANSACTION")
-        if table_exists(con, "marts.segment_summary"):
-            con.execute("DELETE FROM marts.segment_summary WHERE as_of = ?", [as_of])
-            con.register("_summary", summary)
-            con.execute(
-                "INSERT INTO marts.segment_summary SELECT CAST(as_of AS DATE), segment_kind, "
-                "segment, customers, CAST(revenue_365d AS DECIMAL(18,2)) FROM _summary"
-            )
-            con.unregister("_summary")
-        else:
-            replace_table(
-                con,
-                "marts.segment_summary",
-                summary,
-                {"as_of": DATE, "revenue_365d": "DECIMAL(18,2)"},
-            )
+        replace_as_of(
+            con,
+            "marts.segment_summary",
+            summary,
+            as_of,
+            {"as_of": DATE, "revenue_365d": "DECIMAL(18,2)"},
+        )
         con.execute("COMMIT")
     return dg.MaterializeResult(metadata={"rows": len(summary)})

@@ -41,3 +41,27 @@ def replace_table(
     finally:
         con.unregister("_frame")
     return len(frame)
+
+
+def replace_as_of(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    as_of: object,
+    types: dict[str, str] | None = None,
+) -> int:
+    """Time-series tables (one slice per as_of, kept for BI trends): this as_of's rows are
+    replaced, every other as_of stays. Creates the table on first use."""
+    if not table_exists(con, table):
+        return replace_table(con, table, frame, types)
+    types = types or {}
+    select = ", ".join(
+        f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in frame.columns
+    )
+    con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
+    con.register("_slice", frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM _slice")
+    finally:
+        con.unregister("_slice")
+    return len(frame)
