@@ -28,7 +28,13 @@ select
     cast(coalesce(orders.revenue_total, 0) as decimal(18, 2)) as revenue_total,
     cast(coalesce(orders.revenue_90d, 0) as decimal(18, 2)) as revenue_90d,
     cast(coalesce(orders.revenue_365d, 0) as decimal(18, 2)) as revenue_365d,
-    cast(orders.revenue_total / orders.orders_total as decimal(18, 2)) as avg_order_value,
+    -- exact, rounded half-up to the cent: DECIMAL / BIGINT is a DOUBLE in DuckDB, which would
+    -- round half-cents from a binary approximation (821.345 → 821.34)
+    cast(
+        cast((cast(orders.revenue_total * 100 as bigint) * 2 + orders.orders_total)
+            // (2 * orders.orders_total) as decimal(18, 0)) * 0.01
+        as decimal(18, 2)
+    ) as avg_order_value,
     {{ days_since('orders.last_order_date') }} as recency_days,
     {{ days_since('orders.first_order_date') }} as tenure_days,
     coalesce(cadence.purchase_days, 0) as purchase_days,

@@ -1,0 +1,1 @@
+"""An independent implementation of domain.md, used to cross-check the pipeline's outputs."""
