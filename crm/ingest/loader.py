@@ -253,8 +253,7 @@ class Loader:
                 ).execute(text(query), params)
                 keys = list(result.keys())
                 for partition in result.partitions(self.rules.ingest.chunk_rows):
-                    frame = pd.DataFrame([tuple(r) for r in partition], columns=keys, dtype=object)
-                    frame = frame.map(_db_value_as_text)
+                    frame = _frame_as_text(keys, partition)
                     if watermark_col:
                         # bookkeeping of the source system, not a contract column
                         top = frame.pop(watermark_col).dropna()
@@ -621,6 +620,20 @@ def _db_value_as_text(value: object) -> object:
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)
+
+
+def _frame_as_text(keys: list[str], rows: list) -> pd.DataFrame:
+    """Database rows as a frame of text cells, built column by column: a column that already
+    holds only text (SQLite's timestamps, ids) is kept as is; others go through
+    `_db_value_as_text` cell by cell."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
+    data = {}
+    for key, values in zip(keys, columns, strict=True):
+        if all(v is None or isinstance(v, str) for v in values):
+            data[key] = list(values)
+        else:
+            data[key] = [_db_value_as_text(v) for v in values]
+    return pd.DataFrame(data, columns=keys, dtype=object)
 
 
 def _parse_db_timestamp(text: str) -> datetime | None:
