@@ -300,7 +300,7 @@ def test_layers_land_in_their_exact_schemas(built: dict[str, Any]) -> None:
         "where table_name in ('stg_shop__orders', 'int_orders_completed', 'customer_profile')",
     )
     assert {(r["table_schema"], r["table_name"], r["table_type"]) for r in rows} == {
-        ("staging", "stg_shop__orders", "VIEW"),
+        ("staging", "stg_shop__orders", "BASE TABLE"),
         ("intermediate", "int_orders_completed", "BASE TABLE"),
         ("marts", "customer_profile", "BASE TABLE"),
     }
