@@ -8,6 +8,16 @@ Exactness: money is compared in integer cents and shares as fractions of their d
 (0.1 is 1/10, not 0.1000000000000000055…), because ceil(0.1 · 30) must be 3 and a customer
 exactly at 50% of revenue or at a mean must land on the documented side.
 
+Speed: every rule is evaluated column-wise (numpy masks over the whole profile), because the
+profile has a million rows at the largest size and per-row Python cost ≈ 130 µs a customer.
+The exactness above is kept without `Fraction`s per row: a mean is compared as n·v against Σ v
+on integers, a share of revenue as an integer against ceil(share · total), a ratio of cents
+against a threshold a/b as b·collected against a·billed, and a DOUBLE ratio or share against a
+DOUBLE threshold by float comparison — which orders two doubles exactly as their shortest
+decimal texts (what `exact_share` compares), because the text round-trips to the same double.
+Integer columns fall back to Python integers where int64 could overflow; inputs that are neither
+numbers nor nulls (Decimal objects, text) go through the scalar helpers one value at a time.
+
 Prospects (no completed order): §0 makes the buyer-only classes of §3.3–§3.7 null for them, so a
 prospect has null RFM scores, segment and class, null credit_grade (not `unrated`, which §3.4
 keeps for buyers without a billed order), null relationship level, loyalty and price
@@ -18,13 +28,15 @@ and industry are defined for everyone.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm.rules import CreditRules, LoyaltyRules, RelationshipRules, Rules
 
@@ -67,8 +79,16 @@ TEXT_COLUMNS = [
     "industry",
 ]
 
+# int64 products and sums are used only below this bound; beyond it Python integers take over.
+_INT64_SAFE = 2**62
+# A float amount is turned into cents by rounding value·100 only while |value·100| < 2**40
+# (11 billion yuan) and value·100 is not within 1e-3 of a half cent: there the float product is
+# within 2.5e-4 of the exact decimal product, so both round to the same integer.
+_FAST_CENTS_LIMIT = 2.0**40
+_HALF_CENT_MARGIN = 1e-3
 
-# --- value conversion ------------------------------------------------------------------------
+
+# --- scalar value conversion (also the exact fallback of the column versions) ----------------
 
 
 def is_missing(value: Any) -> bool:
@@ -96,19 +116,193 @@ def _count(value: Any) -> int:
     return 0 if is_missing(value) else int(value)
 
 
-def is_buyer(row: Mapping[str, Any]) -> bool:
+def _optional_float(value: Any) -> float:
+    return math.nan if is_missing(value) else float(value)
+
+
+# --- column conversion ------------------------------------------------------------------------
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    """The profile column with a fresh 0..n-1 index; an absent column reads as all null (like
+    `row.get(name)` on a record)."""
+    if name in frame.columns:
+        return frame[name].reset_index(drop=True)
+    return pd.Series([None] * len(frame), dtype=object)
+
+
+def _numeric_kind(series: pd.Series) -> str:
+    """'f' for float64 (numpy or nullable Float64), 'i' for integers, '' for anything else
+    (objects, Decimals, text, float32 — those take the exact per-value path)."""
+    dtype = series.dtype
+    if dtype == np.float64 or str(dtype) == "Float64":
+        return "f"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "i"
+    return ""
+
+
+def _per_value(series: pd.Series, convert: Callable[[Any], Any], dtype: Any) -> np.ndarray:
+    return np.array([convert(v) for v in series.to_numpy(dtype=object)], dtype=dtype)
+
+
+def missing_mask(series: pd.Series) -> np.ndarray:
+    """True where the value is None, NaN, NaT or pd.NA."""
+    return series.isna().to_numpy(dtype=bool)
+
+
+def float_values(series: pd.Series) -> np.ndarray:
+    """float64 values (float(v) of each value), NaN for missing."""
+    if _numeric_kind(series) or pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=np.float64, na_value=np.nan)
+    return _per_value(series, _optional_float, np.float64)
+
+
+def count_values(series: pd.Series) -> np.ndarray:
+    """int64 counts: missing counts as 0, a float is truncated like int(v)."""
+    kind = _numeric_kind(series)
+    if kind == "i":
+        return series.to_numpy(dtype=np.int64, na_value=0)
+    if kind == "f":
+        values = series.to_numpy(dtype=np.float64, na_value=0.0)
+        values = np.where(np.isnan(values), 0.0, values)
+        if np.isfinite(values).all() and (np.abs(values) < _INT64_SAFE).all():
+            return np.trunc(values).astype(np.int64)
+    return _per_value(series, _count, object).astype(np.int64)
+
+
+def whole_values(series: pd.Series, column: str) -> np.ndarray:
+    """int(v) of every value of a column that must not be null for these rows."""
+    if missing_mask(series).any():
+        raise ValueError(f"{column} is null for a customer with completed orders")
+    return count_values(series)
+
+
+def exact_integers(values: np.ndarray, factor: int = 1) -> np.ndarray:
+    """`values` as int64 when every product with `factor` and their sum fit, else as Python
+    integers (object array): exact either way, like the per-row code's ints."""
+    if values.dtype != object and len(values):
+        largest = int(np.abs(values).max())
+        if largest * max(factor, len(values), 1) < _INT64_SAFE:
+            return values
+    return values.astype(object)
+
+
+def cents_values(series: pd.Series) -> np.ndarray:
+    """`to_cents` of every value, column-wise (int64, or Python ints where int64 overflows).
+
+    Floats are rounded from value·100 where that is provably the same integer as the decimal
+    text's (see _FAST_CENTS_LIMIT); the few others (sub-cent amounts, huge values, infinities)
+    go through `to_cents` itself.
+    """
+    kind = _numeric_kind(series)
+    if kind == "i":
+        ints = series.to_numpy(dtype=np.int64, na_value=0)
+        if len(ints) == 0 or int(np.abs(ints).max()) < _INT64_SAFE // 100:
+            return ints * 100
+        return np.array([v * 100 for v in ints.tolist()], dtype=object)
+    if kind != "f":
+        return exact_integers(_per_value(series, to_cents, object))
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    scaled = np.where(np.isnan(values), 0.0, values) * 100.0
+    rounded = np.rint(scaled)
+    with np.errstate(invalid="ignore"):
+        trusted = (np.abs(scaled) < _FAST_CENTS_LIMIT) & (
+            np.abs(np.abs(scaled - rounded) - 0.5) > _HALF_CENT_MARGIN
+        )
+    cents = np.where(trusted, rounded, 0.0).astype(np.int64)
+    untrusted = np.flatnonzero(~trusted)
+    if len(untrusted) == 0:
+        return cents
+    exact = [to_cents(v) for v in values[untrusted].tolist()]
+    if all(abs(c) < _INT64_SAFE for c in exact):
+        cents[untrusted] = exact
+        return cents
+    result = cents.astype(object)
+    result[untrusted] = exact
+    return result
+
+
+def share_at_least(series: pd.Series, floor: float) -> np.ndarray:
+    """exact_share(v) >= exact_share(floor) per value (False where missing).
+
+    For DOUBLE values this is the float comparison: distinct doubles have distinct shortest
+    texts in the same order, and equal doubles have the same text (see module docstring).
+    """
+    kind = _numeric_kind(series)
+    if kind:
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        if kind == "f" or (np.abs(np.nan_to_num(values)) < 2.0**53).all():
+            with np.errstate(invalid="ignore"):
+                return values >= float(floor)
+    limit = exact_share(floor)
+    return np.array(
+        [not is_missing(v) and exact_share(v) >= limit for v in series.to_numpy(dtype=object)],
+        dtype=bool,
+    )
+
+
+def text_array(column: pd.Series) -> pa.Array:
+    """str(v) of every value as an Arrow large_string array: zero-copy for pandas' own text
+    columns, so ids and stages are matched, sorted and handed back without Python objects."""
+    if pd.api.types.is_string_dtype(column.dtype) and not column.isna().any():
+        if column.dtype != object:
+            array = pa.array(column)
+            if isinstance(array, pa.ChunkedArray):
+                array = array.combine_chunks()
+            return array.cast(pa.large_string())
+        if all(isinstance(v, str) for v in column.to_numpy(dtype=object)):
+            return pa.array(column.to_numpy(dtype=object), pa.large_string())
+    return pa.array([str(v) for v in column.to_numpy(dtype=object)], pa.large_string())
+
+
+def text_series(array: pa.Array) -> pd.Series:
+    """An Arrow text array as pandas text (the `str` dtype, nulls missing), without copying."""
+    return pd.Series(pd.array(array.cast(pa.large_string()), dtype="str"))
+
+
+def _customer_ids(frame: pd.DataFrame) -> pd.Series:
+    """str(customer_id) of every row as pandas text (`str` of a missing id is its repr text)."""
+    ids = _column(frame, "customer_id")
+    if pd.api.types.is_string_dtype(ids.dtype) and not ids.isna().any():
+        return ids.astype("str")
+    return pd.Series([str(v) for v in ids.to_numpy(dtype=object)], dtype="str")
+
+
+def _text(codes: np.ndarray, names: Sequence[str | None]) -> pd.Series:
+    """Text column from integer codes into `names` (code -1 or a None name is null)."""
+    indices = pa.array(codes, mask=codes < 0)
+    return text_series(pa.array(list(names), pa.large_string()).take(indices))
+
+
+def is_buyer_mask(profile: pd.DataFrame) -> np.ndarray:
     """At least one completed order: the population of every buyer-only class."""
-    return _count(row.get("orders_total")) > 0
+    return count_values(_column(profile, "orders_total")) > 0
 
 
 # --- §3.1 value tier and §3.2 key account ----------------------------------------------------
 
 
-def revenue_ranking(customer_ids: Sequence[str], cents: Sequence[int]) -> list[tuple[str, int]]:
-    """Customers with revenue_365d > 0, by revenue descending then customer_id (plain string
-    order) ascending: the order both the value tier and the key-account rule walk."""
-    ranked = [(cid, c) for cid, c in zip(customer_ids, cents, strict=True) if c > 0]
-    return sorted(ranked, key=lambda item: (-item[1], item[0]))
+def revenue_order(customer_ids: pd.Series, cents: np.ndarray) -> np.ndarray:
+    """Row positions of the customers with revenue_365d > 0, by revenue descending then
+    customer_id (plain string order) ascending: the order both the value tier and the
+    key-account rule walk."""
+    ranked = np.flatnonzero(cents > 0)
+    if cents.dtype == object:
+        return np.array(
+            sorted(ranked.tolist(), key=lambda i: (-cents[i], customer_ids.iat[i])), dtype=np.int64
+        )
+    # Arrow orders text by UTF-8 bytes, which is code point order (Python's str order).
+    table = pa.table(
+        {
+            "cents": pa.array(cents[ranked]),
+            "customer_id": pa.array(customer_ids).take(pa.array(ranked)),
+        }
+    )
+    order = pc.sort_indices(
+        table, sort_keys=[("cents", "descending"), ("customer_id", "ascending")]
+    )
+    return ranked[order.to_numpy()]
 
 
 def rank_cutoff(share: float, ranked_customers: int) -> int:
@@ -116,275 +310,289 @@ def rank_cutoff(share: float, ranked_customers: int) -> int:
     return math.ceil(exact_share(share) * ranked_customers)
 
 
-def value_tiers(ranking: list[tuple[str, int]], rules: Rules) -> dict[str, str]:
-    """§3.1 tier of each ranked customer; customers missing from the result are `none`."""
+TIERS = ("high", "medium", "low", "none")
+
+
+def value_tier_codes(ranked: np.ndarray, rows: int, rules: Rules) -> np.ndarray:
+    """§3.1 tier of every row as an index into TIERS (`none` for unranked rows)."""
     tier_rules = rules.segments.value_tier
-    high_until = rank_cutoff(tier_rules.high_share, len(ranking))
-    medium_until = rank_cutoff(tier_rules.medium_share, len(ranking))
-    tiers: dict[str, str] = {}
-    for position, (customer_id, _) in enumerate(ranking, start=1):
-        if position <= high_until:
-            tiers[customer_id] = "high"
-        elif position <= medium_until:
-            tiers[customer_id] = "medium"
-        else:
-            tiers[customer_id] = "low"
-    return tiers
+    positions = np.arange(1, len(ranked) + 1)
+    high_until = rank_cutoff(tier_rules.high_share, len(ranked))
+    medium_until = rank_cutoff(tier_rules.medium_share, len(ranked))
+    codes = np.full(rows, TIERS.index("none"), dtype=np.int64)
+    codes[ranked] = np.select(
+        [positions <= high_until, positions <= medium_until],
+        [TIERS.index("high"), TIERS.index("medium")],
+        TIERS.index("low"),
+    )
+    return codes
 
 
-def revenue_key_accounts(ranking: list[tuple[str, int]], share: float) -> set[str]:
-    """§3.2: customers whose predecessors in the ranking hold less than `share` of all revenue
-    (the top customers that make half the revenue, including the one that crosses it)."""
-    limit = exact_share(share) * sum(c for _, c in ranking)
-    key_accounts: set[str] = set()
-    revenue_before = 0
-    for customer_id, cents in ranking:
-        if revenue_before < limit:
-            key_accounts.add(customer_id)
-        revenue_before += cents
-    return key_accounts
+def revenue_key_accounts(ranked: np.ndarray, cents: np.ndarray, share: float) -> np.ndarray:
+    """§3.2 per row: the customers whose predecessors in the ranking hold less than `share` of
+    all revenue (the top customers that make half the revenue, including the one crossing it).
+
+    For integer revenue_before and a rational limit L, revenue_before < L ⇔ revenue_before <
+    ceil(L), so the comparison stays on integers."""
+    ranked_cents = exact_integers(cents[ranked])
+    total = int(ranked_cents.sum()) if len(ranked_cents) else 0
+    limit = math.ceil(exact_share(share) * total)
+    revenue_before = np.cumsum(ranked_cents) - ranked_cents
+    key = np.zeros(len(cents), dtype=bool)
+    key[ranked] = revenue_before < limit
+    return key
+
+
+def flagged_key_accounts(series: pd.Series) -> np.ndarray:
+    """The source's own key-account flag; a missing flag means not flagged."""
+    if pd.api.types.is_bool_dtype(series.dtype) or _numeric_kind(series):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return ~np.isnan(values) & (values != 0)
+    return np.array(
+        [not is_missing(v) and bool(v) for v in series.to_numpy(dtype=object)], dtype=bool
+    )
 
 
 # --- §3.3 RFM ---------------------------------------------------------------------------------
 
 
 def quantile_scores(
-    values: Sequence[int], quantiles: Sequence[float], higher_is_better: bool
-) -> list[int]:
+    values: np.ndarray, quantiles: Sequence[float], higher_is_better: bool
+) -> np.ndarray:
     """1 + #{k: v > q_k} (or its mirror for recency), q_k by numpy's linear quantiles.
 
     The score is a function of the value alone, so equal values always get equal scores.
     """
-    cuts = np.quantile(np.asarray(values, dtype=float), list(quantiles), method="linear")
-    best = len(quantiles) + 1
-    above = [int(np.sum(v > cuts)) for v in values]
-    return [1 + a if higher_is_better else best - a for a in above]
+    as_float = np.asarray(values, dtype=float)
+    cuts = np.quantile(as_float, list(quantiles), method="linear")
+    above = np.zeros(len(as_float), dtype=np.int64)
+    for cut in cuts:
+        above += as_float > cut
+    return 1 + above if higher_is_better else len(quantiles) + 1 - above
 
 
-def above_mean(values: Sequence[int]) -> list[bool]:
-    """v > mean(values), decided exactly as n·v > Σ values on integers."""
-    n, total = len(values), sum(values)
-    return [n * v > total for v in values]
+def _mean_sides(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(v < mean, v > mean), decided exactly as n·v against Σ values on integers."""
+    exact = exact_integers(values, factor=len(values))
+    scaled, total = exact * len(values), exact.sum()
+    return np.asarray(scaled < total, dtype=bool), np.asarray(scaled > total, dtype=bool)
 
 
-def below_mean(values: Sequence[int]) -> list[bool]:
-    """v < mean(values), decided exactly as n·v < Σ values on integers."""
-    n, total = len(values), sum(values)
-    return [n * v < total for v in values]
-
-
-def rfm_columns(buyers: list[Mapping[str, Any]], rules: Rules) -> dict[str, dict[str, Any]]:
-    """Scores, segment and 8-class label per scored customer (≥ 1 completed order).
+def rfm_codes(
+    recency: np.ndarray, frequency: np.ndarray, monetary_cents: np.ndarray, rules: Rules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Scores and the 8-class index (R·4 + F·2 + M, 1 = high) of the scored customers.
 
     M is taken in integer cents: its quantiles are the yuan quantiles × 100, and comparisons
     with them and with the mean carry no float noise from decimal amounts.
     """
-    if not buyers:
-        return {}
+    quantiles = rules.segments.rfm.quantiles
+    r_scores = quantile_scores(recency, quantiles, higher_is_better=False)
+    f_scores = quantile_scores(frequency, quantiles, higher_is_better=True)
+    m_scores = quantile_scores(monetary_cents, quantiles, higher_is_better=True)
+    r_high = _mean_sides(recency)[0]
+    f_high = _mean_sides(frequency)[1]
+    m_high = _mean_sides(monetary_cents)[1]
+    classes = r_high.astype(np.int64) * 4 + f_high * 2 + m_high
+    return r_scores, f_scores, m_scores, classes
+
+
+def _class_key(index: int) -> str:
+    return "".join("H" if index & bit else "L" for bit in (4, 2, 1))
+
+
+def _rfm_columns(profile: pd.DataFrame, buyers: np.ndarray, cents: np.ndarray, rules: Rules):
+    """r/f/m scores (Int64, null for prospects), rfm_segment and rfm_class text columns."""
     rfm = rules.segments.rfm
-    ids = [str(b["customer_id"]) for b in buyers]
-    recency = [int(b["recency_days"]) for b in buyers]
-    frequency = [_count(b.get("orders_365d")) for b in buyers]
-    monetary = [to_cents(b.get("revenue_365d")) for b in buyers]
-    r_scores = quantile_scores(recency, rfm.quantiles, higher_is_better=False)
-    f_scores = quantile_scores(frequency, rfm.quantiles, higher_is_better=True)
-    m_scores = quantile_scores(monetary, rfm.quantiles, higher_is_better=True)
-    highs = zip(below_mean(recency), above_mean(frequency), above_mean(monetary), strict=True)
-    class_keys = ["".join("H" if h else "L" for h in flags) for flags in highs]
-    return {
-        cid: {
-            "r_score": r,
-            "f_score": f,
-            "m_score": m,
-            "rfm_segment": rfm.segment(r, f),
-            "rfm_class": rfm.classes[key],
-        }
-        for cid, r, f, m, key in zip(ids, r_scores, f_scores, m_scores, class_keys, strict=True)
-    }
+    rows = len(profile)
+    scores = [np.zeros(rows, dtype=np.int64) for _ in range(3)]
+    segment_codes = np.full(rows, -1, dtype=np.int64)
+    class_codes = np.full(rows, -1, dtype=np.int64)
+    if buyers.any():
+        recency = whole_values(_column(profile, "recency_days")[buyers], "recency_days")
+        frequency = count_values(_column(profile, "orders_365d"))[buyers]
+        r, f, m, classes = rfm_codes(recency, frequency, cents[buyers], rules)
+        for target, values in zip(scores, (r, f, m), strict=True):
+            target[buyers] = values
+        segment_codes[buyers] = (r - 1) * 5 + (f - 1)
+        class_codes[buyers] = classes
+    segment_names = [rfm.segment(r, f) for r in range(1, 6) for f in range(1, 6)]
+    class_names = [rfm.classes[_class_key(i)] for i in range(8)]
+    nullable = [pd.arrays.IntegerArray(s, ~buyers) for s in scores]
+    return nullable, _text(segment_codes, segment_names), _text(class_codes, class_names)
 
 
 # --- §3.4 credit grade ------------------------------------------------------------------------
 
 
-def collection_ratio_exact(row: Mapping[str, Any]) -> Fraction | None:
-    """Σ collected / Σ billed as an exact fraction, from the amounts when the profile has them
-    (a DOUBLE ratio may read 0.8999999999999999 for exactly 90%), else from collection_ratio.
-    Billed orders that add up to 0 owe nothing, so they count as fully collected."""
-    billed, collected = row.get("billed_amount"), row.get("collected_amount")
-    if not is_missing(billed) and not is_missing(collected):
-        billed_cents = to_cents(billed)
-        return Fraction(1) if billed_cents == 0 else Fraction(to_cents(collected), billed_cents)
-    ratio = row.get("collection_ratio")
-    return None if is_missing(ratio) else exact_share(ratio)
+def _ratio_from_amounts_at_least(
+    collected: np.ndarray, billed: np.ndarray, floor: Fraction
+) -> np.ndarray:
+    """Σ collected / Σ billed ≥ floor on integer cents (billed 0 owes nothing: ratio 1)."""
+    sign = (billed > 0).astype(np.int64) - (billed < 0).astype(np.int64)
+    numerator, denominator = collected * sign, billed * sign
+    factor = max(floor.numerator, floor.denominator)
+    numerator, denominator = exact_integers(numerator, factor), exact_integers(denominator, factor)
+    at_least = np.asarray(
+        numerator * floor.denominator >= denominator * floor.numerator, dtype=bool
+    )
+    return np.where(billed == 0, Fraction(1) >= floor, at_least)
 
 
-def credit_grade(row: Mapping[str, Any], rules: CreditRules) -> str | None:
+def credit_grade_codes(profile: pd.DataFrame, buyers: np.ndarray, rules: CreditRules):
     """First grade whose ratio floor and paid-days ceiling both hold; the last grade otherwise;
-    `unrated` for a buyer without billed orders; null for a prospect (see module docstring)."""
-    if not is_buyer(row):
-        return None
-    if _count(row.get("billed_orders")) == 0:
-        return rules.unrated
-    ratio = collection_ratio_exact(row)
-    paid_days = row.get("max_paid_days")
+    `unrated` for a buyer without billed orders; null for a prospect (see module docstring).
+
+    The ratio is Σ collected / Σ billed from the amounts when the profile has both (a DOUBLE
+    ratio may read 0.8999999999999999 for exactly 90%), else collection_ratio.
+    Returns codes into [*grades, unrated] (-1 for null).
+    """
+    billed_amount = _column(profile, "billed_amount")
+    collected_amount = _column(profile, "collected_amount")
+    ratio = _column(profile, "collection_ratio")
+    from_amounts = ~missing_mask(billed_amount) & ~missing_mask(collected_amount)
+    has_ratio = from_amounts | ~missing_mask(ratio)
+    billed_cents, collected_cents = cents_values(billed_amount), cents_values(collected_amount)
+    paid_days = float_values(_column(profile, "max_paid_days"))
+    conditions = []
     for grade in rules.grades[:-1]:
-        if (
-            ratio is not None
-            and not is_missing(paid_days)
-            and ratio >= exact_share(grade.min_collection_ratio)
-            and float(paid_days) <= grade.max_paid_days
-        ):
-            return grade.grade
-    return rules.grades[-1].grade
+        floor = grade.min_collection_ratio
+        ratio_ok = np.where(
+            from_amounts,
+            _ratio_from_amounts_at_least(collected_cents, billed_cents, exact_share(floor)),
+            share_at_least(ratio, floor),
+        )
+        with np.errstate(invalid="ignore"):
+            paid_ok = paid_days <= grade.max_paid_days
+        conditions.append(has_ratio & ratio_ok & paid_ok)
+    codes = np.select(conditions, list(range(len(conditions))), len(rules.grades) - 1)
+    billed_orders = count_values(_column(profile, "billed_orders"))
+    codes = np.where(billed_orders == 0, len(rules.grades), codes)
+    return np.where(buyers, codes, -1)
 
 
 # --- §3.5 relationship, §3.6 loyalty, §3.7 price sensitivity --------------------------------
 
-
-def relationship_level(row: Mapping[str, Any], rules: RelationshipRules) -> str | None:
-    """Kotler's level from the profile's 365-day interaction counts; null for prospects."""
-    if not is_buyer(row):
-        return None
-    quarters = _count(row.get("outbound_quarters_365d"))
-    if (
-        _count(row.get("outbound_visits_365d")) >= rules.partner_min_visits
-        and quarters >= rules.partner_min_quarters
-    ):
-        return "partner"
-    if quarters >= rules.proactive_min_quarters:
-        return "proactive"
-    if _count(row.get("followed_up_orders_365d")) > 0:
-        return "accountable"
-    if _count(row.get("inbound_365d")) > 0:
-        return "reactive"
-    return "basic"
+LEVELS = ("partner", "proactive", "accountable", "reactive", "basic")
+LOYALTIES = ("disloyal", "loyal", "neutral")
 
 
-def loyalty(row: Mapping[str, Any], rules: LoyaltyRules) -> str | None:
-    """disloyal / loyal / neutral, first rule that holds; a null NPS neither condemns nor
-    promotes (it only allows `loyal` through the order count). Null for prospects."""
-    if not is_buyer(row):
-        return None
-    orders = _count(row.get("orders_365d"))
-    nps = None if is_missing(row.get("latest_nps")) else float(row["latest_nps"])
-    if orders == 0 or (nps is not None and nps <= rules.disloyal_max_nps):
-        return "disloyal"
-    frequent = orders >= rules.loyal_min_orders_365d and (nps is None or nps >= rules.loyal_min_nps)
-    promoter = (
-        orders >= rules.promoter_min_orders_365d
-        and nps is not None
-        and nps >= rules.promoter_min_nps
+def relationship_codes(
+    profile: pd.DataFrame, buyers: np.ndarray, rules: RelationshipRules
+) -> np.ndarray:
+    """Kotler's level (index into LEVELS) from the 365-day interaction counts; -1 for
+    prospects."""
+
+    def counts(name: str) -> np.ndarray:
+        return count_values(_column(profile, name))
+
+    quarters = counts("outbound_quarters_365d")
+    codes = np.select(
+        [
+            (counts("outbound_visits_365d") >= rules.partner_min_visits)
+            & (quarters >= rules.partner_min_quarters),
+            quarters >= rules.proactive_min_quarters,
+            counts("followed_up_orders_365d") > 0,
+            counts("inbound_365d") > 0,
+        ],
+        [0, 1, 2, 3],
+        LEVELS.index("basic"),
     )
-    return "loyal" if frequent or promoter else "neutral"
+    return np.where(buyers, codes, -1)
 
 
-def is_price_sensitive(row: Mapping[str, Any], rules: Rules) -> bool | None:
+def loyalty_codes(profile: pd.DataFrame, buyers: np.ndarray, rules: LoyaltyRules) -> np.ndarray:
+    """disloyal / loyal / neutral (index into LOYALTIES), first rule that holds; a null NPS
+    neither condemns nor promotes (it only allows `loyal` through the order count). -1 for
+    prospects."""
+    orders = count_values(_column(profile, "orders_365d"))
+    nps = float_values(_column(profile, "latest_nps"))
+    has_nps = ~np.isnan(nps)
+    with np.errstate(invalid="ignore"):
+        disloyal = (orders == 0) | (has_nps & (nps <= rules.disloyal_max_nps))
+        frequent = (orders >= rules.loyal_min_orders_365d) & (
+            ~has_nps | (nps >= rules.loyal_min_nps)
+        )
+        promoter = (
+            (orders >= rules.promoter_min_orders_365d) & has_nps & (nps >= rules.promoter_min_nps)
+        )
+    codes = np.select([disloyal, frequent | promoter], [0, 1], LOYALTIES.index("neutral"))
+    return np.where(buyers, codes, -1)
+
+
+def price_sensitivity(profile: pd.DataFrame, buyers: np.ndarray, rules: Rules) -> pd.Series:
     """Discount share of the year's orders at or above the floor; null below the order minimum
     (too few orders to tell) and for prospects."""
     sensitivity = rules.segments.price_sensitivity
-    share = row.get("discount_order_share_365d")
-    if (
-        not is_buyer(row)
-        or _count(row.get("orders_365d")) < sensitivity.min_orders_365d
-        or is_missing(share)
-    ):
-        return None
-    return exact_share(share) >= exact_share(sensitivity.min_discount_share)
+    share = _column(profile, "discount_order_share_365d")
+    known = (
+        buyers
+        & (count_values(_column(profile, "orders_365d")) >= sensitivity.min_orders_365d)
+        & ~missing_mask(share)
+    )
+    sensitive = share_at_least(share, sensitivity.min_discount_share)
+    return pd.Series(pd.arrays.BooleanArray(sensitive & known, ~known))
 
 
 # --- assembly ---------------------------------------------------------------------------------
 
 
-def _flagged_key_account(row: Mapping[str, Any]) -> bool:
-    """The source's own key-account flag; a missing flag means not flagged."""
-    flag = row.get("is_key_account_flag")
-    return not is_missing(flag) and bool(flag)
+def _optional_ints(series: pd.Series) -> pd.Series:
+    """int(v) per value as Int64, null where missing (max_paid_days)."""
+    missing = missing_mask(series)
+    if _numeric_kind(series) == "i":
+        return pd.Series(pd.array(series, dtype="Int64"))
+    values = count_values(series) if len(series) else np.zeros(0, dtype=np.int64)
+    return pd.Series(pd.arrays.IntegerArray(values, missing))
 
 
-def _label(labels: Mapping[str, Any], code: str | None) -> str | None:
-    return None if code is None else labels[code].zh
-
-
-def _credit_label(rules: CreditRules, code: str | None) -> str | None:
-    """Chinese grade name, `unrated` included (segments.credit.unrated_zh)."""
-    names = {g.grade: g.zh for g in rules.grades} | {rules.unrated: rules.unrated_zh}
-    return names.get(code) if code is not None else None
-
-
-def _optional_float(value: Any) -> float | None:
-    return None if is_missing(value) else float(value)
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if is_missing(value) else int(value)
-
-
-def _segment_row(
-    row: Mapping[str, Any],
-    rules: Rules,
-    tier: str,
-    key_account: bool,
-    rfm: Mapping[str, Any],
-) -> dict[str, Any]:
-    seg = rules.segments
-    grade = credit_grade(row, seg.credit)
-    level = relationship_level(row, seg.relationship)
-    loyal = loyalty(row, seg.loyalty)
-    return {
-        "customer_id": str(row["customer_id"]),
-        "value_tier": tier,
-        "value_tier_zh": seg.value_tier.labels[tier].zh,
-        "is_key_account": key_account,
-        "r_score": rfm.get("r_score"),
-        "f_score": rfm.get("f_score"),
-        "m_score": rfm.get("m_score"),
-        "rfm_segment": rfm.get("rfm_segment"),
-        "rfm_class": rfm.get("rfm_class"),
-        "credit_grade": grade,
-        "credit_grade_zh": _credit_label(seg.credit, grade),
-        "collection_ratio": _optional_float(row.get("collection_ratio")),
-        "max_paid_days": _optional_int(row.get("max_paid_days")),
-        "relationship_level": level,
-        "relationship_level_zh": _label(seg.relationship.labels, level),
-        "loyalty": loyal,
-        "loyalty_zh": _label(seg.loyalty.labels, loyal),
-        "is_price_sensitive": is_price_sensitive(row, rules),
-        "region": row.get("region"),
-        "industry": row.get("industry"),
-    }
-
-
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Nullable integer / boolean / string columns, so nulls are NULL in DuckDB (not NaN) and a
-    column that happens to be all null still has its proper type."""
-    for column in ("r_score", "f_score", "m_score", "max_paid_days"):
-        frame[column] = pd.array(frame[column].tolist(), dtype="Int64")
-    frame["is_key_account"] = frame["is_key_account"].astype(bool)
-    frame["is_price_sensitive"] = pd.array(frame["is_price_sensitive"].tolist(), dtype="boolean")
-    frame["collection_ratio"] = frame["collection_ratio"].astype("float64")
-    for column in TEXT_COLUMNS:
-        frame[column] = frame[column].astype("str")
-    return frame
+def _label_names(labels: dict[str, Any], codes: Sequence[str]) -> list[str]:
+    return [labels[code].zh for code in codes]
 
 
 def compute_segments(profile: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """`marts.customer_segments`: one row per profile customer, in profile order, with the
     contract columns plus Chinese labels (value_tier_zh, credit_grade_zh, relationship_level_zh,
     loyalty_zh)."""
-    records = profile.to_dict("records")
-    ids = [str(r["customer_id"]) for r in records]
-    ranking = revenue_ranking(ids, [to_cents(r.get("revenue_365d")) for r in records])
-    tiers = value_tiers(ranking, rules)
-    by_revenue = revenue_key_accounts(ranking, rules.segments.key_account_revenue_share)
-    rfm = rfm_columns([r for r in records if is_buyer(r)], rules)
-    rows = [
-        _segment_row(
-            row,
-            rules,
-            tier=tiers.get(cid, "none"),
-            key_account=_flagged_key_account(row) or cid in by_revenue,
-            rfm=rfm.get(cid, {}),
-        )
-        for cid, row in zip(ids, records, strict=True)
-    ]
-    return _typed(pd.DataFrame(rows, columns=SEGMENT_COLUMNS))
+    seg = rules.segments
+    rows = len(profile)
+    customer_ids = _customer_ids(profile)
+    buyers = is_buyer_mask(profile)
+    cents = cents_values(_column(profile, "revenue_365d"))
+    ranked = revenue_order(customer_ids, cents)
+    tiers = value_tier_codes(ranked, rows, rules)
+    key_accounts = flagged_key_accounts(_column(profile, "is_key_account_flag"))
+    key_accounts |= revenue_key_accounts(ranked, cents, seg.key_account_revenue_share)
+    (r_score, f_score, m_score), rfm_segment, rfm_class = _rfm_columns(
+        profile, buyers, cents, rules
+    )
+    grades = credit_grade_codes(profile, buyers, seg.credit)
+    grade_codes = [g.grade for g in seg.credit.grades] + [seg.credit.unrated]
+    grade_zh = {g.grade: g.zh for g in seg.credit.grades} | {
+        seg.credit.unrated: seg.credit.unrated_zh
+    }
+    levels = relationship_codes(profile, buyers, seg.relationship)
+    loyalties = loyalty_codes(profile, buyers, seg.loyalty)
+    columns = {
+        "customer_id": customer_ids,
+        "value_tier": _text(tiers, TIERS),
+        "value_tier_zh": _text(tiers, _label_names(seg.value_tier.labels, TIERS)),
+        "is_key_account": pd.Series(key_accounts, dtype=bool),
+        "r_score": r_score,
+        "f_score": f_score,
+        "m_score": m_score,
+        "rfm_segment": rfm_segment,
+        "rfm_class": rfm_class,
+        "credit_grade": _text(grades, grade_codes),
+        "credit_grade_zh": _text(grades, [grade_zh.get(code) for code in grade_codes]),
+        "collection_ratio": pd.Series(float_values(_column(profile, "collection_ratio"))),
+        "max_paid_days": _optional_ints(_column(profile, "max_paid_days")),
+        "relationship_level": _text(levels, LEVELS),
+        "relationship_level_zh": _text(levels, _label_names(seg.relationship.labels, LEVELS)),
+        "loyalty": _text(loyalties, LOYALTIES),
+        "loyalty_zh": _text(loyalties, _label_names(seg.loyalty.labels, LOYALTIES)),
+        "is_price_sensitive": price_sensitivity(profile, buyers, rules),
+        "region": _column(profile, "region").astype("str"),
+        "industry": _column(profile, "industry").astype("str"),
+    }
+    return pd.DataFrame(columns, columns=SEGMENT_COLUMNS)
