@@ -343,8 +343,16 @@ def _expected_if_alive(params: BgNbdParams, t: FloatArray, s: _Summaries) -> Flo
     z = t / horizon
     log_one_minus_z = np.log(alpha + s.T) - np.log(horizon)
     c = a + b + s.x - 1
-    transformed = np.exp((a - 1) * log_one_minus_z) * hyp2f1(a + b - 1 - r, a - 1, c, z)
-    return c / (a - 1) * (1 - transformed)
+    with np.errstate(invalid="ignore", over="ignore"):
+        transformed = np.exp((a - 1) * log_one_minus_z) * hyp2f1(a + b - 1 - r, a - 1, c, z)
+        result = c / (a - 1) * (1 - transformed)
+        # For a huge `a` (a degenerate fit on a handful of buyers) the transformed series
+        # overflows, while the original one, with its large third parameter, converges at once.
+        broken = ~np.isfinite(result)
+        if broken.any():
+            direct = np.exp((r + s.x) * log_one_minus_z) * hyp2f1(r + s.x, b + s.x, c, z)
+            result = np.where(broken, c / (a - 1) * (1 - direct), result)
+    return result
 
 
 def expected_purchases(

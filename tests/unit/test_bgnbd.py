@@ -289,3 +289,16 @@ def test_scores_reject_inconsistent_summaries():
         bgnbd.p_alive(PAPER, [1], [9], [5])
     with pytest.raises(ValueError, match="horizon"):
         bgnbd.expected_purchases(PAPER, -1, [1], [2], [5])
+
+
+def test_expected_purchases_stay_finite_for_a_degenerate_fit_on_few_buyers():
+    # A fit on three buyers (seen in a backfill of a tiny world) drives a to ~8e4 and b to ~1e-5:
+    # everyone drops out right after a purchase. For x = 0 the expectation then tends to the
+    # chance of at least one purchase, 1 - ((α+T)/(α+T+t))^r (the 2F1 term and the prefactor
+    # (a+b-1)/(a-1) are 1 to 1e-9): T = 319, t = 90 → 1 - (540.29/630.29)^0.50746 ≈ 0.07522.
+    params = BgNbdParams(r=0.50746, alpha=221.29, a=79645.98, b=1.2556e-05)
+    x, t_x, T = np.array([1.0, 0.0]), np.array([90.0, 0.0]), np.array([150.0, 319.0])
+    expected = bgnbd.expected_purchases(params, 90, x, t_x, T)
+    assert np.isfinite(expected).all()
+    assert expected[1] == pytest.approx(1 - (540.29 / 630.29) ** 0.50746, rel=1e-6)
+    assert 0 <= expected[0] < expected[1]  # the buyer has almost surely dropped out
