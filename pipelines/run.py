@@ -65,7 +65,7 @@ def print_summary(settings: Settings, as_of: date) -> None:
 
         def show(title: str, sql: str) -> None:
             rows = con.execute(sql).fetchall()
-            print(f"  {title}: " + ", ".join(f"{k} {v}" for k, v in rows))
+            print(f"  {title}: " + (", ".join(f"{k} {v}" for k, v in rows) or "none"))
 
         show(
             "Customers per stage",
