@@ -16,21 +16,10 @@ from crm.demo.customers import CustomerBlock, sales_rep_ids
 from crm.demo.reference import SALES_REPS
 from crm.demo.shape import FADING, DemoShape
 from crm.demo.timeline import Timeline, format_timestamps, sample_seconds_of_day
-from crm.schemas import CHANNELS, DIRECTIONS, KINDS
+from crm.schemas import CHANNELS, DIRECTIONS, INTERACTIONS, KINDS
 
-INTERACTION_COLUMNS: tuple[str, ...] = (
-    "interaction_id",
-    "customer_id",
-    "contact_email",
-    "contact_phone",
-    "occurred_at",
-    "channel",
-    "direction",
-    "kind",
-    "rep_id",
-    "satisfaction",
-    "nps",
-)
+# The contract's columns, in the contract's order (declared once in crm/schemas.py).
+INTERACTION_COLUMNS: tuple[str, ...] = INTERACTIONS.column_names
 _CH = {name: i for i, name in enumerate(CHANNELS)}
 _KIND = {name: i for i, name in enumerate(KINDS)}
 _OUTBOUND = DIRECTIONS.index("outbound")
