@@ -33,7 +33,8 @@ import pandas as pd
 
 from crm.ingest.aliases import Aliases
 from crm.ingest.errors import SourceError
-from crm.ingest.readers import RawChunk, normalise_frame, read_file
+from crm.ingest.fastlane import FastLane
+from crm.ingest.readers import RawChunk, TextBatch, read_file, text_batch
 from crm.ingest.validate import ValidationContext, validate_chunk
 from crm.rules import Rules
 from crm.schemas import DUCKDB_TYPES, ENTITIES, ENTITY_BY_NAME, Entity
@@ -161,13 +162,19 @@ class Loader:
         ensure_schema(self.con)
         files, warnings = discover_files(self.landing_dir)
         self._warn(*warnings)
-        for entity in ENTITIES:  # parents before children: orphans are decided in this run
-            if entity.parent:
-                self._release_orphans(entity)
-            for path in files[entity.name]:
-                self._load_file(entity, path)
-            if entity.db_table and self.source_db_url:
-                self._load_db_table(entity)
+        # Raw rows carry their load order in _load_seq, so inserts need not keep the order of
+        # the rows they read: DuckDB then writes in parallel (a third faster on big sources).
+        self.con.execute("SET preserve_insertion_order = false")
+        try:
+            for entity in ENTITIES:  # parents before children: orphans are decided in this run
+                if entity.parent:
+                    self._release_orphans(entity)
+                for path in files[entity.name]:
+                    self._load_file(entity, path)
+                if entity.db_table and self.source_db_url:
+                    self._load_db_table(entity)
+        finally:
+            self.con.execute("RESET preserve_insertion_order")
         return self.report
 
     def _warn(self, *messages: str) -> None:
@@ -196,7 +203,7 @@ class Loader:
             timezone=self.timezone,
             chunk_rows=self.rules.ingest.chunk_rows,
         )
-        audit = self._load_chunks(entity, rel, chunks, ordinal_from_row_number=True)
+        audit = self._load_chunks(entity, rel, chunks, show_row_numbers=True)
         self.con.execute(
             "INSERT INTO meta.loaded_files VALUES (?, ?, ?, ?, ?, ?, ?)",
             [entity.name, rel, size, sha, audit.rows_read, self.run_id, self._loaded_at],
@@ -246,26 +253,38 @@ class Loader:
 
         newest: list[str] = []
 
-        def chunks() -> Iterator[RawChunk]:
+        def chunks() -> Iterator[RawChunk | TextBatch]:
             with engine.connect() as conn:
                 result = conn.execution_options(
                     stream_results=True, yield_per=self.rules.ingest.chunk_rows
                 ).execute(text(query), params)
                 keys = list(result.keys())
+                position = 1
                 for partition in result.partitions(self.rules.ingest.chunk_rows):
-                    frame = _frame_as_text(keys, partition)
+                    columns = _columns_as_text(keys, partition)
+                    names = list(keys)
                     if watermark_col:
                         # bookkeeping of the source system, not a contract column
-                        top = frame.pop(watermark_col).dropna()
-                        if len(top):
+                        at = names.index(watermark_col)
+                        names.pop(at)
+                        top = [v for v in columns.pop(at) if v is not None]
+                        if top:
                             newest.append(max(top))
-                    yield normalise_frame(frame, entity, self.aliases, display_name=source)
+                    yield text_batch(
+                        names,
+                        columns,
+                        entity,
+                        self.aliases,
+                        display_name=source,
+                        first_position=position,
+                    )
+                    position += len(partition)
 
         self.log(
             f"reading {source} from {masked}" + (f" since {params['since']}" if params else "")
         )
         try:
-            audit = self._load_chunks(entity, source, chunks(), ordinal_from_row_number=False)
+            audit = self._load_chunks(entity, source, chunks(), show_row_numbers=False)
         except SourceError:
             raise
         except Exception as exc:
@@ -292,9 +311,9 @@ class Loader:
         self,
         entity: Entity,
         source: str,
-        chunks: Iterable[RawChunk],
+        chunks: Iterable[RawChunk | TextBatch],
         *,
-        ordinal_from_row_number: bool,
+        show_row_numbers: bool,
     ) -> SourceAudit:
         """Validate, stage, then classify each row as loaded / rejected / orphan / duplicate.
 
@@ -313,24 +332,23 @@ class Loader:
             "CREATE TEMP TABLE _rejects (row_number BIGINT, raw_record VARCHAR, reason VARCHAR, "
             "rule VARCHAR, record_id VARCHAR, _ord BIGINT)"
         )
-        ordinal = 0
+        lane = FastLane(con, entity, self.ctx, raw_record_when=self._may_be_orphan_sql(entity))
         for chunk in chunks:
             self._warn(*chunk.warnings)
+            fast_rows = 0
+            if isinstance(chunk, TextBatch):
+                fast_rows, chunk = lane.stage(chunk, expose_row_numbers=show_row_numbers)
             valid, rejected = validate_chunk(chunk.frame, entity, self.ctx)
             parse_rejected = chunk.rejected
-            n_rows = len(chunk.frame) + len(parse_rejected)
+            n_rows = fast_rows + len(chunk.frame) + len(parse_rejected)
             audit.rows_read += n_rows
-            if ordinal_from_row_number:
-                valid_ord = valid["row_number"].astype("int64")
-            else:
-                valid_ord = pd.Series(
-                    range(ordinal + 1, ordinal + 1 + len(valid)), index=valid.index
-                )
-            ordinal += n_rows
+            # row_number orders the rows of a source: the data row of a file, the position of a
+            # database row (which is not shown: a database row has no row number for users).
+            valid_ord = valid["row_number"].astype("int64")
             if len(valid):
                 staged = valid[entity_cols].copy()
                 staged["_ord"] = valid_ord.to_numpy()
-                staged["_row_number"] = valid["row_number"] if ordinal_from_row_number else None
+                staged["_row_number"] = valid["row_number"] if show_row_numbers else None
                 staged["_raw"] = valid["raw_record"]
                 select = ", ".join(_cast_expr(c.name, c.type) for c in entity.columns)
                 con.register("_chunk", staged)
@@ -343,7 +361,7 @@ class Loader:
                 if len(frame):
                     rej = pd.DataFrame(
                         {
-                            "row_number": frame["row_number"] if ordinal_from_row_number else None,
+                            "row_number": frame["row_number"] if show_row_numbers else None,
                             "raw_record": frame["raw_record"].astype(str),
                             "reason": frame["reason"].astype(str),
                             "rule": frame["rule"].astype(str) if "rule" in frame else None,
@@ -377,7 +395,7 @@ class Loader:
         con.execute("DROP TABLE IF EXISTS _staged")
         con.execute(
             f"""CREATE TEMP TABLE _staged AS
-            SELECT *, {hash_expr} AS _row_hash, {base} + row_number() OVER (ORDER BY _ord) AS _seq
+            SELECT *, {hash_expr} AS _row_hash, {base} + _ord AS _seq
             FROM _incoming"""
         )
         # Latest version already held (loaded or waiting as orphan), then lag over the union:
@@ -492,6 +510,18 @@ class Loader:
         )
         return cond, reason
 
+    def _may_be_orphan_sql(self, entity: Entity) -> str:
+        """Rows that may turn out orphans (their parent not loaded yet): the only fast-lane rows
+        whose raw_record can still be needed, for `quality.rejected_rows`."""
+        if entity.parent is None:
+            return "false"
+        parent_name, column = entity.parent
+        parent_id = ENTITY_BY_NAME[parent_name].id_column
+        return (
+            f'"{column}" IS NULL OR "{column}" NOT IN (SELECT "{parent_id}" FROM '
+            f'raw.{parent_name} WHERE "{parent_id}" IS NOT NULL)'
+        )
+
     def _orphan_rule_sql(self, entity: Entity) -> str:
         if entity.name == "interactions":
             return (
@@ -507,29 +537,39 @@ class Loader:
         else the one whose normalised phone matches. A contact shared by several customers
         matches none."""
         con = self.con
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS resolved_customer_id VARCHAR")
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS match_method VARCHAR")
         current = """(SELECT customer_id, email, phone FROM raw.customers
                       QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY _load_seq DESC) = 1)"""
-        con.execute(
-            f"""UPDATE {table} SET resolved_customer_id = customer_id, match_method = 'customer_id'
-            WHERE customer_id IN (SELECT customer_id FROM raw.customers)"""
+        # One pass with joins (each side unique on its key), not three UPDATEs: DuckDB rewrites
+        # every updated row, which cost seconds per million interactions.
+        existing = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+        keep = (
+            "t.* EXCLUDE (resolved_customer_id, match_method)"
+            if "resolved_customer_id" in existing
+            else "t.*"
         )
+        # Pure equi-joins on the normalised keys; the CASE keeps the order of precedence
+        # (customer_id, then e-mail, then phone; contacts only when customer_id is empty).
         con.execute(
-            f"""UPDATE {table} AS t SET resolved_customer_id = m.customer_id, match_method = 'email'
-            FROM (SELECT {_email_sql("email")} AS k, min(customer_id) AS customer_id
-                  FROM {current} WHERE {_email_sql("email")} <> ''
-                  GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS m
-            WHERE t.customer_id IS NULL AND t.resolved_customer_id IS NULL
-              AND {_email_sql("t.contact_email")} = m.k"""
-        )
-        con.execute(
-            f"""UPDATE {table} AS t SET resolved_customer_id = m.customer_id, match_method = 'phone'
-            FROM (SELECT {_phone_sql("phone")} AS k, min(customer_id) AS customer_id
-                  FROM {current} WHERE {_phone_sql("phone")} <> ''
-                  GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS m
-            WHERE t.customer_id IS NULL AND t.resolved_customer_id IS NULL
-              AND {_phone_sql("t.contact_phone")} = m.k"""
+            f"""CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT {keep},
+                   CASE WHEN k.customer_id IS NOT NULL THEN k.customer_id
+                        WHEN t.customer_id IS NULL THEN coalesce(e.customer_id, p.customer_id)
+                        END AS resolved_customer_id,
+                   CASE WHEN k.customer_id IS NOT NULL THEN 'customer_id'
+                        WHEN t.customer_id IS NOT NULL THEN NULL
+                        WHEN e.customer_id IS NOT NULL THEN 'email'
+                        WHEN p.customer_id IS NOT NULL THEN 'phone' END AS match_method
+            FROM {table} AS t
+            LEFT JOIN (SELECT DISTINCT customer_id FROM raw.customers) AS k
+                   ON t.customer_id = k.customer_id
+            LEFT JOIN (SELECT {_email_sql("email")} AS k, min(customer_id) AS customer_id
+                       FROM {current} WHERE {_email_sql("email")} <> ''
+                       GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS e
+                   ON {_email_sql("t.contact_email")} = e.k
+            LEFT JOIN (SELECT {_phone_sql("phone")} AS k, min(customer_id) AS customer_id
+                       FROM {current} WHERE {_phone_sql("phone")} <> ''
+                       GROUP BY 1 HAVING count(DISTINCT customer_id) = 1) AS p
+                   ON {_phone_sql("t.contact_phone")} = p.k"""
         )
 
     def _release_orphans(self, entity: Entity) -> None:
@@ -541,7 +581,6 @@ class Loader:
         con.execute("DROP TABLE IF EXISTS _orph")
         con.execute(f"CREATE TEMP TABLE _orph AS SELECT * FROM raw.{entity.name}_orphans")
         if entity.name == "interactions":
-            con.execute("UPDATE _orph SET resolved_customer_id = NULL, match_method = NULL")
             self._resolve_interactions("_orph")
         cond, _ = self._orphan_condition(entity, "_orph")
         all_cols = ", ".join(f'"{c}"' for c, _ in raw_table_columns(entity))
@@ -622,18 +661,17 @@ def _db_value_as_text(value: object) -> object:
     return str(value)
 
 
-def _frame_as_text(keys: list[str], rows: list) -> pd.DataFrame:
-    """Database rows as a frame of text cells, built column by column: a column that already
-    holds only text (SQLite's timestamps, ids) is kept as is; others go through
-    `_db_value_as_text` cell by cell."""
+def _columns_as_text(keys: list[str], rows: list) -> list[list[str | None]]:
+    """Database rows as text columns: a column that already holds only text (SQLite's
+    timestamps, ids) is kept as is; others go through `_db_value_as_text` cell by cell."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in keys]
-    data = {}
-    for key, values in zip(keys, columns, strict=True):
-        if all(v is None or isinstance(v, str) for v in values):
-            data[key] = list(values)
+    texts = []
+    for values in columns:
+        if all(v is None or type(v) is str for v in values):
+            texts.append(list(values))
         else:
-            data[key] = [_db_value_as_text(v) for v in values]
-    return pd.DataFrame(data, columns=keys, dtype=object)
+            texts.append([_db_value_as_text(v) for v in values])
+    return texts
 
 
 def _parse_db_timestamp(text: str) -> datetime | None:

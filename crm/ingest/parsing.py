@@ -41,12 +41,20 @@ _CLOCK_LIMITS = {"hour": 23, "minute": 59, "second": 59}
 _DATE_PARTS = ("year", "month", "day")
 
 
+# The largest magnitudes the warehouse holds exactly: DECIMAL(18,2) and whole numbers that a
+# float64 (the parsers' intermediate) still carries to the unit. Larger values are rejected
+# (rule `max`) instead of failing the whole source on an overflowing cast.
+DECIMAL_LIMIT = 1e16
+INTEGER_LIMIT = 1e15
+
+
 @dataclass
 class Parsed:
     """Typed values of one column and the rows whose (non-empty) value did not parse."""
 
     values: pd.Series
     bad: pd.Series  # bool, aligned with values
+    too_large: pd.Series | None = None  # parsed, but beyond what the warehouse type holds
 
 
 def _stringify(value: object) -> object:
@@ -143,7 +151,9 @@ def _signed_numbers(text: pa.Array, pattern: str, index: pd.Index) -> Parsed:
 def parse_decimal(text: pa.Array, index: pd.Index) -> Parsed:
     """Money and other decimals → float64 rounded to 2 places (DECIMAL(18,2) downstream)."""
     parsed = _signed_numbers(text, _MONEY_PATTERN, index)
-    return Parsed(parsed.values.round(2), parsed.bad)
+    values = parsed.values.round(2)
+    too_large = values.abs() >= DECIMAL_LIMIT
+    return Parsed(values.where(~too_large), parsed.bad, too_large)
 
 
 def parse_integer(text: pa.Array, index: pd.Index) -> Parsed:
@@ -151,7 +161,8 @@ def parse_integer(text: pa.Array, index: pd.Index) -> Parsed:
     parsed = _signed_numbers(text, _PLAIN_NUMBER_PATTERN, index)
     whole = parsed.values.notna() & (parsed.values == np.floor(parsed.values))
     bad = parsed.bad | (parsed.values.notna() & ~whole)
-    return Parsed(parsed.values.where(whole).astype("Int64"), bad)
+    too_large = whole & (parsed.values.abs() >= INTEGER_LIMIT)
+    return Parsed(parsed.values.where(whole & ~too_large).astype("Int64"), bad, too_large)
 
 
 def parse_boolean(text: pa.Array, mapping: dict[str, str], index: pd.Index) -> Parsed:

@@ -100,6 +100,65 @@ class _ChunkBuilder:
         return chunk
 
 
+@dataclass
+class TextBatch:
+    """Source rows whose every value is text (or null), kept as Arrow columns.
+
+    What the fast lane (`crm.ingest.fastlane`) types without leaving DuckDB; `take` turns the
+    rows it cannot vouch for into an ordinary chunk for the exact validator. `names` are the
+    source's own column names (unique), `texts` their values, `row_numbers` the 1-based data
+    row (files) or the running position (database rows, whose row_number is not shown).
+    """
+
+    names: list[str]
+    texts: list[pa.Array]
+    header: HeaderMap
+    row_numbers: np.ndarray
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.row_numbers)
+
+    def take(self, positions: np.ndarray) -> RawChunk:
+        """The rows at `positions` as the row-wise readers would chunk them (NUL → rejected)."""
+        index = pa.array(positions, type=pa.int64())
+        texts = [text.take(index).to_pylist() for text in self.texts]
+        row_numbers = self.row_numbers[positions].tolist()
+        return _text_chunk(self.names, texts, self.header, row_numbers, self.warnings)
+
+
+def _text_chunk(
+    names: list[str],
+    texts: list[list[str | None]],
+    header: HeaderMap,
+    row_numbers: list[int | None],
+    warnings: list[str],
+) -> RawChunk:
+    """Text columns (all of one length) → RawChunk: canonical values, raw_record, NUL rows."""
+    builder = _ChunkBuilder(header.canonical_columns)
+    rows = len(row_numbers)
+    named = _named_positions(names, skip_blank=False)
+    # a record dict keeps the last of repeated names: values are read through it
+    values = {canonical: texts[named[names[pos]]] for pos, canonical in header.positions}
+    nul = _nul_rows(list(values.values()), rows)
+    if nul.any():
+        for i in np.flatnonzero(nul).tolist():
+            record = {name: texts[pos][i] for pos, name in enumerate(names)}
+            row_values = {canonical: column[i] for canonical, column in values.items()}
+            _add_record(builder, row_numbers[i], row_values, record)
+        keep = np.flatnonzero(~nul).tolist()
+        texts = [[column[i] for i in keep] for column in texts]
+        values = {canonical: [column[i] for i in keep] for canonical, column in values.items()}
+        row_numbers = [row_numbers[i] for i in keep]
+    if row_numbers:
+        builder.add_columns(
+            row_numbers,
+            values,
+            _json_objects(list(named), [texts[i] for i in named.values()]),
+        )
+    return builder.flush(list(warnings))
+
+
 def _empty_chunk(columns: list[str], warning: str) -> RawChunk:
     return _ChunkBuilder(columns).flush([warning])
 
@@ -561,7 +620,7 @@ def _check_parquet_types(
 
 def _read_parquet(
     path: Path, entity: Entity, aliases: Aliases, display_name: str, chunk_rows: int
-) -> Iterator[RawChunk]:
+) -> Iterator[RawChunk | TextBatch]:
     try:
         parquet = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
@@ -572,8 +631,23 @@ def _read_parquet(
     warnings = list(header.warnings)
     builder = _ChunkBuilder(header.canonical_columns)
     next_row = 1
+    all_text = len(set(schema.names)) == len(schema.names) and all(
+        _is_text_type(schema.field(i).type) for i in range(len(schema.names))
+    )
     try:
         for batch in parquet.iter_batches(batch_size=chunk_rows):
+            if all_text and batch.num_rows:
+                # text columns need no conversion: the fast lane types them in DuckDB
+                yield TextBatch(
+                    names=list(schema.names),
+                    texts=[_as_text_array(batch.column(i)) for i in range(batch.num_columns)],
+                    header=header,
+                    row_numbers=np.arange(next_row, next_row + batch.num_rows, dtype=np.int64),
+                    warnings=warnings,
+                )
+                next_row += batch.num_rows
+                warnings = []
+                continue
             _add_parquet_batch(builder, batch, header, next_row)
             next_row += batch.num_rows
             yield builder.flush(warnings)
@@ -609,6 +683,12 @@ def _add_parquet_batch(
     )
 
 
+def _is_text_type(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
 def _decoded(column: pa.Array) -> pa.Array:
     return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
@@ -638,7 +718,7 @@ def read_file(
     display_name: str,
     timezone: str = "Asia/Shanghai",
     chunk_rows: int = 100_000,
-) -> Iterator[RawChunk]:
+) -> Iterator[RawChunk | TextBatch]:
     """Stream one landing file as chunks; raises SourceError when it is unreadable as a whole.
 
     `display_name` (the path relative to the landing folder) starts every message. `timezone` is
@@ -678,28 +758,35 @@ def normalise_frame(
 ) -> RawChunk:
     """A database chunk → RawChunk: header matching, text values, raw_record; row_number <NA>."""
     header = resolve_headers([str(c) for c in df.columns], entity, aliases, display_name)
-    builder = _ChunkBuilder(header.canonical_columns)
     names = [str(c) for c in df.columns]
-    named = _named_positions(names, skip_blank=False)
     texts = [_cell_texts(df.iloc[:, pos].astype(object).tolist()) for pos in range(df.shape[1])]
-    # a record dict keeps the last of repeated names: values are read through it
-    values = {canonical: texts[named[names[pos]]] for pos, canonical in header.positions}
-    nul = _nul_rows(list(values.values()), len(df))
-    if nul.any():
-        for i in np.flatnonzero(nul).tolist():
-            record = {name: texts[pos][i] for pos, name in enumerate(names)}
-            row_values = {canonical: column[i] for canonical, column in values.items()}
-            _add_record(builder, None, row_values, record)
-        keep = np.flatnonzero(~nul).tolist()
-        texts = [[column[i] for i in keep] for column in texts]
-        values = {canonical: [column[i] for i in keep] for canonical, column in values.items()}
-    if len(df) - int(nul.sum()):
-        builder.add_columns(
-            [None] * (len(df) - int(nul.sum())),
-            values,
-            _json_objects(list(named), [texts[i] for i in named.values()]),
-        )
-    return builder.flush(header.warnings)
+    return _text_chunk(names, texts, header, [None] * len(df), header.warnings)
+
+
+def text_batch(
+    names: list[str],
+    columns: list[list[str | None]],
+    entity: Entity,
+    aliases: Aliases,
+    *,
+    display_name: str,
+    first_position: int,
+) -> TextBatch | RawChunk:
+    """Database rows already turned into text → a TextBatch for the fast lane (a RawChunk when
+    the names repeat, which only the row-wise path resolves the way a record dict would)."""
+    if len(set(names)) != len(names):
+        frame = pd.DataFrame(dict(enumerate(columns)), dtype=object)
+        frame.columns = names
+        return normalise_frame(frame, entity, aliases, display_name=display_name)
+    header = resolve_headers(names, entity, aliases, display_name)
+    rows = len(columns[0]) if columns else 0
+    return TextBatch(
+        names=names,
+        texts=[pa.array(column, type=pa.string()) for column in columns],
+        header=header,
+        row_numbers=np.arange(first_position, first_position + rows, dtype=np.int64),
+        warnings=list(header.warnings),
+    )
 
 
 def _cell_texts(values: list[Any]) -> list[str | None]:

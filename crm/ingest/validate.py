@@ -18,6 +18,8 @@ import pyarrow.compute as pc
 
 from crm.ingest.aliases import BOOLEAN_KEY, Aliases
 from crm.ingest.parsing import (
+    DECIMAL_LIMIT,
+    INTEGER_LIMIT,
     Parsed,
     as_timestamp,
     clean_arrow,
@@ -209,6 +211,15 @@ def _validate_column(
         return _validate_text(text, raw, column, ctx, problems)
     parsed = _parse_typed(text, column, ctx, frame.index)
     problems.add(parsed.bad, column.name, "type", f"is not {_TYPE_NAMES[column.type]}", raw)
+    if parsed.too_large is not None:
+        limit = DECIMAL_LIMIT if column.type == "decimal" else INTEGER_LIMIT
+        problems.add(
+            parsed.too_large,
+            column.name,
+            "max",
+            f"is too large (the warehouse holds values below {limit:.0e})",
+            raw,
+        )
     if column.type in ("decimal", "integer"):
         _check_bounds(parsed.values, raw, column, problems)
     if column.type == "timestamp":

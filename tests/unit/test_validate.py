@@ -340,3 +340,24 @@ def test_long_values_are_shortened_in_reasons_but_kept_in_raw_record():
     rejection = only_rejection(rejected)
     assert rejection["reason"] == f"amount: '{'9' * 60}…' is not a number (rule: type)"
     assert long_value in rejection["raw_record"]
+
+
+def test_amounts_beyond_decimal_18_2_are_rejected_not_a_failed_source():
+    """DECIMAL(18,2) holds up to 9,999,999,999,999,999.99: a larger amount used to overflow the
+    cast into the raw table and fail the whole source."""
+    valid, rejected = validate_orders(order(amount="1e16"), order(order_id="O2", amount="9999"))
+    assert list(valid["order_id"]) == ["O2"]
+    row = only_rejection(rejected)
+    assert (row["rule"], row["column"]) == ("max", "amount")
+    assert row["reason"].startswith("amount: '1e16' is too large")
+
+
+def test_whole_numbers_too_large_for_the_warehouse_are_rejected():
+    """'99999999999999999999' employees used to crash the float → Int64 conversion."""
+    rows = [
+        {"customer_id": "C1", "created_at": "2024-01-05", "employees": "99999999999999999999"},
+        {"customer_id": "C2", "created_at": "2024-01-05", "employees": "120"},
+    ]
+    valid, rejected = validate_chunk(chunk(rows), CUSTOMERS, context())
+    assert list(valid["employees"]) == [120]
+    assert only_rejection(rejected)["rule"] == "max"
