@@ -178,11 +178,16 @@ def run_sample(
         if c.type == "timestamp"
     ]
     id_col = _quoted(entity.id_column)
-    sql = f"""SELECT * FROM (
-            SELECT {", ".join(select)} FROM raw.{entity.name} r
-            WHERE r._run_id = $run_id AND NOT EXISTS (
-                SELECT 1 FROM raw.{entity.name} n
-                WHERE n.{id_col} = r.{id_col} AND n._load_seq > r._load_seq)
+    # "No later version" as an equi-join on (id, newest _load_seq) of this run's ids: the
+    # correlated NOT EXISTS it replaces became an inequality join over the whole raw table.
+    sql = f"""WITH run_rows AS (
+                SELECT * FROM raw.{entity.name} WHERE _run_id = $run_id),
+            newest AS (
+                SELECT {id_col} AS id, max(_load_seq) AS seq FROM raw.{entity.name}
+                WHERE {id_col} IN (SELECT {id_col} FROM run_rows) GROUP BY 1)
+        SELECT * FROM (
+            SELECT {", ".join(select)} FROM run_rows r
+            JOIN newest ON newest.id = r.{id_col} AND newest.seq = r._load_seq
         ) USING SAMPLE reservoir({int(sample_rows)} ROWS) REPEATABLE ({SAMPLE_SEED})"""
     params = {"run_id": run_id} | ({"tz": timezone} if "$tz" in sql else {})
     return con.execute(sql, params).df()
@@ -257,13 +262,12 @@ def integrity_facts(
     counts: dict[str, list[int]] = {}
     examples: dict[str, list[str]] = {}
     for prop in properties:
-        counts[prop.name] = [
-            con.execute(f"SELECT count(*) FROM ({prop.violations_sql})").fetchone()[0]
-        ]
-        rows = con.execute(
-            f"SELECT key FROM ({prop.violations_sql}) ORDER BY key LIMIT {EXAMPLES_PER_PROPERTY}"
-        ).fetchall()
-        examples[prop.name] = [str(r[0]) for r in rows]
+        # one scan per property: the count and the smallest few keys together
+        count, smallest = con.execute(
+            f"SELECT count(*), min(key, {EXAMPLES_PER_PROPERTY}) FROM ({prop.violations_sql})"
+        ).fetchone()
+        counts[prop.name] = [count]
+        examples[prop.name] = [str(k) for k in (smallest or [])]
     return pd.DataFrame(counts, dtype="int64"), examples
 
 
