@@ -10,6 +10,7 @@ import dagster as dg
 from assets.resources import CrmResource
 from crm.ingest.errors import SourceError
 from crm.ingest.loader import Loader
+from crm.run_state import FORCE_TAG, unchanged_since
 from crm.schemas import ENTITIES
 from crm.warehouse import connect
 
@@ -23,6 +24,8 @@ RAW_KEYS = {e.name: dg.AssetKey(["raw", e.name]) for e in ENTITIES}
             group_name="ingest",
             kinds={"duckdb", "python"},
             description=f"Every loaded version of a source {name} row (latest `_load_seq` wins).",
+            # not materialised when nothing changed since the last complete run (run_state)
+            skippable=True,
         )
         for name, key in RAW_KEYS.items()
     ],
@@ -53,6 +56,28 @@ def raw_sources(context: dg.AssetExecutionContext, crm: CrmResource):
         except SourceError as exc:
             # One sentence naming the source and the problem; loaded data stays as it was.
             raise dg.Failure(description=str(exc), allow_retries=False) from None
+        forced = (context.run.tags.get(FORCE_TAG) or "").strip().lower() in ("1", "true", "yes")
+        previous = None
+        if not forced:
+            previous = unchanged_since(
+                con,
+                settings=settings,
+                rules=rules,
+                aliases=crm.aliases(),
+                as_of=crm.as_of_for(context),
+            )
+    if report.warnings:
+        context.log.warning(
+            f"{len(report.warnings)} warning(s): " + " | ".join(report.warnings[:20])
+        )
+    if previous:
+        # No outputs: Dagster skips every later step, and the publication stays as it is.
+        context.log.info(
+            f"Nothing changed since run {previous} (same as_of, rules, settings, code and "
+            "source data): the published tables are current, the later steps are skipped. "
+            f"Tag the run {FORCE_TAG}=true (pipelines.run --force) to recompute anyway."
+        )
+        return
     for name, key in RAW_KEYS.items():
         total = report.totals(name)
         yield dg.MaterializeResult(
@@ -73,8 +98,4 @@ def raw_sources(context: dg.AssetExecutionContext, crm: CrmResource):
                     or "no new data"
                 ),
             },
-        )
-    if report.warnings:
-        context.log.warning(
-            f"{len(report.warnings)} warning(s): " + " | ".join(report.warnings[:20])
         )

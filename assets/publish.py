@@ -4,6 +4,8 @@ import dagster as dg
 
 from assets.resources import CrmResource
 from crm.publish import publish
+from crm.run_state import fingerprint, record_completed
+from crm.warehouse import connect
 
 
 def build_publish_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -21,6 +23,13 @@ def build_publish_asset(upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         settings = crm.settings()
         report = publish(settings.warehouse, settings.publish_dir)
+        as_of = crm.as_of_for(context)
+        with connect(settings.warehouse) as con:
+            # What the next run compares with to know whether anything changed (run_state).
+            value = fingerprint(
+                con, settings=settings, rules=crm.rules(), aliases=crm.aliases(), as_of=as_of
+            )
+            record_completed(con, context.run_id, as_of, value)
         for table in report.missing:
             context.log.warning(f"{table} does not exist in the warehouse yet; not published")
         context.log.info(

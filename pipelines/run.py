@@ -15,6 +15,7 @@ from datetime import date
 import dagster as dg
 
 from assets.resources import AS_OF_TAG
+from crm.run_state import FORCE_TAG
 from crm.settings import Settings, parse_as_of
 from crm.warehouse import connect
 
@@ -103,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--job", default="customer_daily")
     parser.add_argument("--as-of", help="run date YYYY-MM-DD (default: CRM_AS_OF or today)")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="recompute every step even when nothing changed since the last complete run",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     as_of = parse_as_of(args.as_of) if args.as_of else settings.resolved_as_of()
@@ -110,13 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.definitions import defs
 
     job = defs.resolve_job_def(args.job)
-    result = job.execute_in_process(
-        instance=_instance(), tags={AS_OF_TAG: as_of.isoformat()}, raise_on_error=False
-    )
+    tags = {AS_OF_TAG: as_of.isoformat()} | ({FORCE_TAG: "true"} if args.force else {})
+    result = job.execute_in_process(instance=_instance(), tags=tags, raise_on_error=False)
     if not result.success:
         print(f"\nRun {result.run_id} for as_of {as_of} FAILED.", file=sys.stderr)
         print(failure_summary(result), file=sys.stderr)
         return 1
+    skipped = [e.step_key for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    if skipped:
+        print(
+            f"Nothing changed since the last complete run: {len(skipped)} step(s) skipped, "
+            "the published tables are current (use --force to recompute)."
+        )
     if args.job == "customer_daily":
         print_summary(Settings.from_env(), as_of)
     return 0
