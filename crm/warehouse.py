@@ -16,7 +16,7 @@ import duckdb
 from crm.schemas import DUCKDB_TYPES, ENTITIES, META_COLUMNS, Entity
 
 # Memory and spill settings keep a 1M-customer run inside a few GiB on a 2-core machine.
-DEFAULT_MEMORY_LIMIT = "4GB"
+DEFAULT_MEMORY_LIMIT = "2500MB"
 
 
 @contextmanager

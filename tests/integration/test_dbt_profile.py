@@ -474,3 +474,30 @@ def test_sales_reps_current_version(built: dict[str, Any]) -> None:
         ("R1", False, "boss@example.com"),
         ("R2", True, None),
     ]
+
+
+def test_spill_settings_are_set_once_per_database_not_per_cursor(tmp_path) -> None:
+    """dbt-duckdb re-runs `settings:` as SET statements on every thread's cursor; once a query
+    has spilled, `SET temp_directory` fails and every later node errors (seen on the 1M-customer
+    benchmark). The spill directory and memory budget must be connection options."""
+    import duckdb
+
+    from assets.dbt import DBT_PROJECT_DIR
+
+    profile = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8"))
+    output = profile["customer_intel"]["outputs"]["local"]
+    assert "temp_directory" not in (output.get("settings") or {})
+    assert {"temp_directory", "memory_limit"} <= set(output["config_options"])
+
+    # Why, on a real DuckDB: after a spill, a cursor's SET temp_directory is refused.
+    spill = str(tmp_path / "spill")
+    con = duckdb.connect(config={"memory_limit": "64MB", "temp_directory": spill, "threads": 1})
+    try:
+        con.execute(
+            "SELECT count(*) FROM (SELECT range % 1000003 AS k, list(range) FROM range(5000000) "
+            "GROUP BY ALL)"
+        ).fetchone()
+        with pytest.raises(duckdb.Error, match="temporary directory"):
+            con.cursor().execute(f"SET temp_directory = '{spill}'")
+    finally:
+        con.close()
