@@ -73,6 +73,11 @@ META_DDL = [
         entity VARCHAR, source VARCHAR, size BIGINT, sha256 VARCHAR, rows_read BIGINT,
         run_id VARCHAR, loaded_at TIMESTAMP
     )""",
+    # The content hash of a landing file as last seen with this size and mtime (a cache: the
+    # hash alone decides whether a file is new).
+    """CREATE TABLE IF NOT EXISTS meta.file_stamps (
+        source VARCHAR PRIMARY KEY, size BIGINT, mtime_ns BIGINT, sha256 VARCHAR
+    )""",
     # Incremental database reads: the newest change timestamp seen per table.
     """CREATE TABLE IF NOT EXISTS meta.db_watermarks (
         source VARCHAR PRIMARY KEY, watermark TIMESTAMP, run_id VARCHAR, updated_at TIMESTAMP

@@ -765,7 +765,7 @@ def normalise_frame(
 
 def text_batch(
     names: list[str],
-    columns: list[list[str | None]],
+    columns: list[pa.Array] | list[list[str | None]],
     entity: Entity,
     aliases: Aliases,
     *,
@@ -775,6 +775,7 @@ def text_batch(
     """Database rows already turned into text → a TextBatch for the fast lane (a RawChunk when
     the names repeat, which only the row-wise path resolves the way a record dict would)."""
     if len(set(names)) != len(names):
+        columns = [c.to_pylist() if isinstance(c, pa.Array) else c for c in columns]
         frame = pd.DataFrame(dict(enumerate(columns)), dtype=object)
         frame.columns = names
         return normalise_frame(frame, entity, aliases, display_name=display_name)
@@ -782,7 +783,10 @@ def text_batch(
     rows = len(columns[0]) if columns else 0
     return TextBatch(
         names=names,
-        texts=[pa.array(column, type=pa.string()) for column in columns],
+        texts=[
+            column if isinstance(column, pa.Array) else pa.array(column, type=pa.string())
+            for column in columns
+        ],
         header=header,
         row_numbers=np.arange(first_position, first_position + rows, dtype=np.int64),
         warnings=list(header.warnings),
