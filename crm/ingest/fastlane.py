@@ -27,6 +27,7 @@ What counts as canonical (anything else → exact lane):
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -62,6 +63,7 @@ def _json_key(name: str) -> str:
     return json.dumps(name, ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=8)
 def stable_offsets(timezone: str, first: date, last: date) -> list[tuple[date, date, int]]:
     """Runs of local days in [first, last] whose UTC offset is constant all day: (from, to, minutes
     east of UTC). A day on which the offset changes belongs to no run: its rows go the exact way,
@@ -103,11 +105,18 @@ class FastLane:
         self.ctx = ctx
         self.raw_record_when = raw_record_when
         latest = ctx.load_date + timedelta(days=ctx.quality.future_tolerance_days)
+        # computed once per process and time zone (a pandas pass over ~13k days)
         self._offsets = stable_offsets(ctx.timezone, ctx.quality.earliest_timestamp, latest)
+        self._literal_cache: dict[str, dict[str, str] | None] = {}
 
     # ---------------------------------------------------------------- literal tables
     def _literals(self, column: Column) -> dict[str, str] | None:
         """Canonical input → stored value, computed by the exact validator's functions."""
+        if column.name not in self._literal_cache:
+            self._literal_cache[column.name] = self._compute_literals(column)
+        return self._literal_cache[column.name]
+
+    def _compute_literals(self, column: Column) -> dict[str, str] | None:
         if column.type == "boolean":
             text = clean_arrow(pa.array(BOOLEAN_CANDIDATES, pa.string()), nfkc=True)
             index = pd.RangeIndex(len(BOOLEAN_CANDIDATES))
