@@ -6,7 +6,9 @@
 -- were followed up: for each order the first outbound interaction on or after its date (ASOF
 -- join, no per-customer range join), counted when it came within accountable_follow_up_days.
 -- Grain: customer_id (customers with an interaction). Consumer: customer_profile.
-with interactions as (
+-- `not materialized`: the CTE has two readers, and DuckDB would otherwise write all 30M rows
+-- (every column) to a temporary table first: 30 s instead of 14 s at 1M customers.
+with interactions as not materialized (
     select
         interaction_id,
         customer_id,
