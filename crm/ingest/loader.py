@@ -515,11 +515,7 @@ class Loader:
             )
             return "resolved_customer_id IS NULL", reason
         parent_name, column = entity.parent  # type: ignore[misc]
-        parent = ENTITY_BY_NAME[parent_name]
-        cond = (
-            f'"{column}" NOT IN (SELECT "{parent.id_column}" FROM raw.{parent_name} '
-            f'WHERE "{parent.id_column}" IS NOT NULL)'
-        )
+        cond = _parent_missing_sql(entity)
         noun = "customer" if parent_name == "customers" else "order"
         reason = (
             f"'{column}: ''' || \"{column}\" || ''' is not a known {noun} "
@@ -532,12 +528,7 @@ class Loader:
         whose raw_record can still be needed, for `quality.rejected_rows`."""
         if entity.parent is None:
             return "false"
-        parent_name, column = entity.parent
-        parent_id = ENTITY_BY_NAME[parent_name].id_column
-        return (
-            f'"{column}" IS NULL OR "{column}" NOT IN (SELECT "{parent_id}" FROM '
-            f'raw.{parent_name} WHERE "{parent_id}" IS NOT NULL)'
-        )
+        return f'"{entity.parent[1]}" IS NULL OR {_parent_missing_sql(entity)}'
 
     def _orphan_rule_sql(self, entity: Entity) -> str:
         if entity.name == "interactions":
@@ -619,6 +610,17 @@ class Loader:
         if released:
             self.report.orphans_released[entity.name] = released
             self.log(f"{entity.name}: {released} waiting rows found their parent and loaded")
+
+
+def _parent_missing_sql(entity: Entity) -> str:
+    """SQL predicate: the row's parent id (customer of an order, order of a payment) is not
+    among the parents loaded so far. NULL when the id itself is NULL (NOT IN semantics)."""
+    parent_name, column = entity.parent  # type: ignore[misc]
+    parent_id = ENTITY_BY_NAME[parent_name].id_column
+    return (
+        f'"{column}" NOT IN (SELECT "{parent_id}" FROM raw.{parent_name} '
+        f'WHERE "{parent_id}" IS NOT NULL)'
+    )
 
 
 def _without_password(text: str, url: str | None) -> str:
