@@ -122,11 +122,26 @@ def replace_as_of(
 
 def _scannable(frame: pd.DataFrame) -> pd.DataFrame | pa.Table:
     """What DuckDB should scan for `frame`: an Arrow table when every column has a plain dtype
-    (DuckDB's pandas scanner takes ~10 s for a 1M-row, 20-column mart, its Arrow scanner ~3 s,
-    and both give the same column types — tests/unit/test_frames.py), else the frame itself
-    (object columns: Python dates, Decimals, mixed values are left to DuckDB's own inference)."""
-    for dtype in frame.dtypes:
-        plain = dtype.kind in "biuf" or isinstance(dtype, pd.StringDtype)  # incl. Int64, boolean
-        if not (plain or str(dtype) == "datetime64[us]"):
+    or holds only `datetime.date`s (the `as_of` of every mart), else the frame itself (other
+    object columns: Decimals, mixed values… are left to DuckDB's own inference).
+
+    DuckDB's pandas scanner takes ~10 s for a 1M-row, 20-column mart, its Arrow scanner ~2 s;
+    both give the same column types and values (tests/unit/test_frames.py)."""
+    arrays = []
+    for name in frame.columns:
+        column = frame[name]
+        dtype = column.dtype
+        # plain: numbers, booleans (also nullable Int64 / boolean), text, microsecond timestamps
+        plain = dtype.kind in "biuf" or isinstance(dtype, pd.StringDtype)
+        if plain or str(dtype) == "datetime64[us]":
+            arrays.append(pa.array(column, from_pandas=True))
+        elif pd.api.types.is_object_dtype(dtype) and _only_dates(column):
+            arrays.append(pa.array(column, type=pa.date32(), from_pandas=True))
+        else:
             return frame
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+
+
+def _only_dates(column: pd.Series) -> bool:
+    """Every value a `datetime.date` (not a datetime) or missing, and at least one date."""
+    return bool(column.notna().any()) and pd.api.types.infer_dtype(column, skipna=True) == "date"

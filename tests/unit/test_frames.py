@@ -124,6 +124,12 @@ WRITE_FRAMES = {
         }
     ),
     "empty": pd.DataFrame({"s": pd.array([], dtype="str"), "i": pd.array([], dtype="int64")}),
+    "dates": pd.DataFrame(
+        {
+            "as_of": pd.Series([pd.Timestamp("2026-01-01").date(), None, None], dtype=object),
+            "s": pd.array(["a", "b", None], dtype="str"),
+        }
+    ),
     "object": pd.DataFrame(
         {"d": [pd.Timestamp("2026-01-01").date(), None, None], "o": [1, "a", None]}
     ),
@@ -144,6 +150,17 @@ def test_replace_table_writes_what_the_pandas_scanner_writes(name: str) -> None:
         con.execute("SELECT * FROM actual").fetchall()
         == con.execute("SELECT * FROM expected").fetchall()
     )
+
+
+def test_plain_and_date_columns_take_the_arrow_path() -> None:
+    """The faster scan is really used for the marts' dtypes (and not for mixed objects)."""
+    import pyarrow as pa
+
+    from crm.frames import _scannable
+
+    for name in ("numpy", "nullable", "empty", "dates"):
+        assert isinstance(_scannable(WRITE_FRAMES[name]), pa.Table), name
+    assert isinstance(_scannable(WRITE_FRAMES["object"]), pd.DataFrame)
 
 
 def test_replace_as_of_appends_through_the_same_scan() -> None:
