@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,13 @@ def fmt(value: float) -> str:
     """Compact display for reasons: 31 not 31.0, 30.5 stays, 2.333 -> 2.33."""
     if pd.isna(value):
         return "-"
-    text = f"{float(value):.2f}".rstrip("0").rstrip(".")
+    return _fmt_number(float(value))
+
+
+@lru_cache(maxsize=1 << 16)
+def _fmt_number(value: float) -> str:
+    # Cached: a million reasons repeat the same few thousand day counts and amounts.
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
 
