@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm.ingest import sqlite_arrow
 from crm.ingest.aliases import Aliases
 from crm.ingest.errors import SourceError
 from crm.ingest.fastlane import FastLane
@@ -262,40 +263,61 @@ class Loader:
             since = previous[0] - timedelta(days=self.rules.ingest.db_lookback_days)
             query += f" WHERE {quoted(watermark_col)} >= :since"
             params["since"] = since.strftime("%Y-%m-%d %H:%M:%S")
-        order_col = watermark_col or columns.get(entity.id_column)
-        if order_col:
-            query += f" ORDER BY {quoted(order_col)}"
-            if watermark_col and columns.get(entity.id_column):
-                query += f", {quoted(columns[entity.id_column])}"
+        # the source's change order: watermark then id, or the id alone
+        order_columns = [watermark_col or columns.get(entity.id_column)]
+        if watermark_col:
+            order_columns.append(columns.get(entity.id_column))
+        order_columns = [c for c in order_columns if c]
+        if order_columns:
+            query += " ORDER BY " + ", ".join(quoted(c) for c in order_columns)
 
         newest: list[str] = []
+        sqlite_file = sqlite_arrow.sqlite_path(self.source_db_url or "")
 
-        def chunks() -> Iterator[RawChunk | TextBatch]:
+        def text_partitions() -> Iterator[tuple[list[str], list[pa.Array]]]:
+            if sqlite_file is not None and sqlite_arrow.available():
+                # SQLite: Arrow batches straight from the driver (crm/ingest/sqlite_arrow.py)
+                names = list(columns.values())
+                for batch in sqlite_arrow.read_text_batches(
+                    sqlite_file,
+                    table,
+                    names,
+                    where=f"{quoted(watermark_col)} >= ?" if params else "",
+                    params=[params["since"]] if params else [],
+                    order_by=order_columns,
+                    batch_rows=self.rules.ingest.chunk_rows,
+                ):
+                    yield names, batch
+                return
             with engine.connect() as conn:
                 result = conn.execution_options(
                     stream_results=True, yield_per=self.rules.ingest.chunk_rows
                 ).execute(text(query), params)
                 keys = list(result.keys())
-                position = 1
                 for partition in result.partitions(self.rules.ingest.chunk_rows):
-                    columns = _columns_as_text(keys, partition)
-                    names = list(keys)
-                    if watermark_col:
-                        # bookkeeping of the source system, not a contract column
-                        at = names.index(watermark_col)
-                        names.pop(at)
-                        top = pc.max(columns.pop(at)).as_py()
-                        if top is not None:
-                            newest.append(top)
-                    yield text_batch(
-                        names,
-                        columns,
-                        entity,
-                        self.aliases,
-                        display_name=source,
-                        first_position=position,
-                    )
-                    position += len(partition)
+                    yield keys, _columns_as_text(keys, partition)
+
+        def chunks() -> Iterator[RawChunk | TextBatch]:
+            position = 1
+            for keys, texts in text_partitions():
+                rows = len(texts[0]) if texts else 0
+                names, texts = list(keys), list(texts)
+                if watermark_col:
+                    # bookkeeping of the source system, not a contract column
+                    at = names.index(watermark_col)
+                    names.pop(at)
+                    top = pc.max(texts.pop(at)).as_py()
+                    if top is not None:
+                        newest.append(top)
+                yield text_batch(
+                    names,
+                    texts,
+                    entity,
+                    self.aliases,
+                    display_name=source,
+                    first_position=position,
+                )
+                position += rows
 
         self.log(
             f"reading {source} from {masked}" + (f" since {params['since']}" if params else "")

@@ -1,0 +1,170 @@
+"""The SQLite Arrow reader against the path it replaces (SQLAlchemy rows → `str()` text).
+
+The reference is the older reader, which turned every value the `sqlite3` driver returns into
+the text a file would carry. The table below holds each SQLite storage class in every column,
+columns NULL for longer than a batch (ADBC types a column from its first batch), REALs whose
+SQLite text differs from Python's, and blobs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from crm.ingest import sqlite_arrow
+from crm.ingest.errors import SourceError
+from crm.ingest.loader import _columns_as_text
+from tests.unit import test_fastlane
+
+VALUES = [
+    None,
+    0,
+    -7,
+    2**62,
+    12.5,
+    100.0,
+    0.1 + 0.2,
+    12345678901234.56,  # SQLite's own text: 12345678901234.561 (or …234.6)
+    1e16,
+    -0.0,
+    1.5e-7,
+    "879.35",
+    " 12 ",
+    "客户甲",
+    "",
+    "2026-01-01 10:00:00",
+    b"plain bytes",
+    "中文".encode("gbk"),  # not UTF-8: decoded with replacement characters, as before
+]
+BATCH = 64
+
+
+def _make(path: Path, rows: int) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute('CREATE TABLE t (a, b TEXT, c NUMERIC(18,2), "d d" INTEGER, e REAL)')
+        data = []
+        for i in range(rows):
+            # a: NULL for the first two batches, then everything; others cycle at their own pace
+            a = None if i < 2 * BATCH else VALUES[i % len(VALUES)]
+            data.append(
+                (
+                    a,
+                    VALUES[(i * 3) % len(VALUES)],
+                    VALUES[(i * 5) % len(VALUES)],
+                    VALUES[(i * 7) % len(VALUES)],
+                    VALUES[(i * 11) % len(VALUES)],
+                )
+            )
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", data)
+
+
+def _reference(path: Path, where: str = "", params: tuple = ()) -> list[list]:
+    with sqlite3.connect(path) as conn:
+        cursor = conn.execute(f"SELECT * FROM t {where} ORDER BY rowid", params)
+        keys = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    return [column.to_pylist() for column in _columns_as_text(keys, rows)]
+
+
+def _read(path: Path, **kwargs) -> list[list]:
+    batches = list(
+        sqlite_arrow.read_text_batches(
+            path, "t", ["a", "b", "c", "d d", "e"], batch_rows=BATCH, **kwargs
+        )
+    )
+    assert all(len(b[0]) <= BATCH for b in batches)
+    return [sum((b[i].to_pylist() for b in batches), []) for i in range(5)]
+
+
+def test_text_equals_the_sqlalchemy_path_for_every_storage_class(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _make(db, rows=6 * BATCH + 5)
+    expected = _reference(db)
+    assert "12345678901234.56" in expected[0] and "plain bytes" in expected[0]
+    assert _read(db, order_by=["rowid"]) == expected
+
+
+def test_where_and_parameters(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _make(db, rows=3 * BATCH)
+    got = _read(db, where='typeof("d d") = ?', params=["real"], order_by=["rowid"])
+    assert got == _reference(db, 'WHERE typeof("d d") = ?', ("real",))
+    assert got[0] and all(v is not None for v in got[3])
+
+
+def test_invalid_utf8_text_fails_the_read(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute('CREATE TABLE t (a TEXT, b, c, "d d", e)')
+        conn.execute("INSERT INTO t VALUES (CAST(X'C4E3' AS TEXT), 1, 1, 1, 1)")
+    with pytest.raises(pa.ArrowInvalid):
+        _read(db)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////data/shop.db", Path("/data/shop.db")),
+        ("sqlite:///shop.db", Path("shop.db")),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite:///file:shop.db?mode=ro&uri=true", None),
+        ("postgresql://u:p@localhost/shop", None),
+    ],
+)
+def test_only_plain_sqlite_files_take_the_arrow_path(url: str, expected: Path | None) -> None:
+    assert sqlite_arrow.sqlite_path(url) == expected
+
+
+def test_loader_results_are_identical_with_either_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole load (typing, rejections with raw_record, orphans, audit) of messy shop data."""
+    world = test_fastlane._world(tmp_path, seed=4, rows=3000)
+    calls = []
+    real_reader = sqlite_arrow.read_text_batches
+
+    def spy(*args, **kwargs):
+        calls.append(args[1])
+        yield from real_reader(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite_arrow, "read_text_batches", spy)
+    test_fastlane._load(world, tmp_path / "arrow.duckdb", "Asia/Shanghai")
+    assert calls == ["orders", "payments"]
+
+    monkeypatch.setattr(sqlite_arrow, "available", lambda: False)
+    test_fastlane._load(world, tmp_path / "sqlalchemy.duckdb", "Asia/Shanghai")
+    arrow = test_fastlane._tables(tmp_path / "arrow.duckdb")
+    reference = test_fastlane._tables(tmp_path / "sqlalchemy.duckdb")
+    assert len(reference["raw.orders"]) > 500 and len(reference["rejected"]) > 100
+    for name in reference:
+        assert arrow[name] == reference[name], name
+
+
+def test_a_broken_database_value_names_the_source(tmp_path: Path) -> None:
+    world = test_fastlane._world(tmp_path, seed=5, rows=300)
+    db = Path(str(world["db_url"]).removeprefix("sqlite:///"))
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE orders SET status = CAST(X'C4E3' AS TEXT) WHERE rowid = 7")
+    with pytest.raises(SourceError, match=r"db:orders: reading failed"):
+        test_fastlane._load(world, tmp_path / "w.duckdb", "Asia/Shanghai")
+
+
+def test_reals_of_every_magnitude_read_as_python_writes_them(tmp_path: Path) -> None:
+    """Arrow formats most REALs itself (same shortest digits as Python); whole numbers,
+    exponents and tiny values go through str(). Both must agree with the reference."""
+    import random
+
+    rng = random.Random(7)
+    reals = [rng.random() * 10 ** rng.randint(-9, 18) * rng.choice([1, -1]) for _ in range(3000)]
+    reals += [round(rng.uniform(-1e7, 1e7), rng.randint(0, 2)) for _ in range(3000)]
+    reals += [float(rng.randint(-(10**6), 10**6)) for _ in range(500)] + [1e-4, 9.999e-5, 1e16]
+    db = tmp_path / "r.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute('CREATE TABLE t (a REAL, b, c, "d d", e)')
+        conn.executemany("INSERT INTO t (a) VALUES (?)", [(r,) for r in reals])
+    expected = _reference(db)
+    assert expected[0] == [str(r) for r in reals]
+    assert _read(db, order_by=["rowid"]) == expected
