@@ -11,7 +11,7 @@ from assets.churn import CHURN_RISK
 from assets.classification import LIFECYCLE, PROFILE, SEGMENTS
 from assets.resources import CrmResource
 from crm.alerts import create_alerts
-from crm.frames import read_table
+from crm.frames import read_query, read_table
 from crm.mailer import deliver
 from crm.warehouse import connect
 from quality.freshness import source_freshness
@@ -34,13 +34,14 @@ def churn_alerts(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Mate
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
         risk = read_table(con, "marts.churn_risk")
-        customers = con.execute(
+        customers = read_query(
+            con,
             """SELECT p.customer_id, p.name, p.owner_rep_id, l.stage, s.value_tier,
                       s.is_key_account, s.is_price_sensitive
                FROM marts.customer_profile p
                JOIN marts.customer_segments s USING (customer_id)
-               JOIN marts.customer_lifecycle l USING (customer_id)"""
-        ).df()
+               JOIN marts.customer_lifecycle l USING (customer_id)""",
+        )
         reps = read_table(con, "marts.sales_reps")
         new_alerts = create_alerts(con, risk, customers, reps, as_of, rules, context.run_id)
     by_recipient = new_alerts["recipient"].value_counts().to_dict() if len(new_alerts) else {}

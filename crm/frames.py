@@ -27,6 +27,11 @@ _ARROW_TYPES = (
 _NULLABLE_INT = {8: pd.Int8Dtype(), 16: pd.Int16Dtype(), 32: pd.Int32Dtype(), 64: pd.Int64Dtype()}
 
 
+def read_query(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """`read_table` of a query (no parameters): the same dtypes as DuckDB's `.df()`."""
+    return read_table(con, f"({sql}) AS _query")
+
+
 def read_table(con: duckdb.DuckDBPyConnection, table: str) -> pd.DataFrame:
     """The whole table as a DataFrame, with exactly the dtypes and values of DuckDB's `.df()`.
 

@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from crm.frames import read_table, replace_as_of, replace_table
+from crm.frames import read_query, read_table, replace_as_of, replace_table
 
 COLUMNS = {
     "v": "VARCHAR",
@@ -182,3 +182,10 @@ def test_replace_as_of_appends_through_the_same_scan() -> None:
         ("",),
         (None,),
     ]
+
+
+def test_read_query_matches_duckdb_df() -> None:
+    con = duckdb.connect()
+    _make(con, "t", ROWS + [(None,) * len(COLUMNS)])
+    sql = "SELECT v, b, i8, m, d FROM t WHERE i4 IS NULL OR i4 <= 0"
+    pd.testing.assert_frame_equal(read_query(con, sql), con.execute(sql).df(), check_exact=True)
