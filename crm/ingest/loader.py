@@ -38,7 +38,7 @@ from crm.ingest.aliases import Aliases
 from crm.ingest.errors import SourceError
 from crm.ingest.fastlane import FastLane
 from crm.ingest.prefetch import prefetched
-from crm.ingest.readers import RawChunk, TextBatch, read_file, text_batch
+from crm.ingest.readers import TEXT_BATCH_CHUNKS, RawChunk, TextBatch, read_file, text_batch
 from crm.ingest.validate import ValidationContext, validate_chunk
 from crm.rules import Rules
 from crm.schemas import DUCKDB_TYPES, ENTITIES, ENTITY_BY_NAME, Entity
@@ -285,7 +285,7 @@ class Loader:
                     where=f"{quoted(watermark_col)} >= ?" if params else "",
                     params=[params["since"]] if params else [],
                     order_by=order_columns,
-                    batch_rows=self.rules.ingest.chunk_rows,
+                    batch_rows=self.rules.ingest.chunk_rows * TEXT_BATCH_CHUNKS,
                 ):
                     yield names, batch
                 return
