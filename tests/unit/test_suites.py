@@ -363,3 +363,34 @@ def test_latest_wins_property_equals_its_definition(seed):
         ).fetchall()
     }
     assert found == expected and len(expected) > 0
+
+
+@pytest.mark.parametrize("earlier_rows", [3, 60], ids=["mostly this run", "mostly earlier runs"])
+def test_run_sample_is_the_current_versions_of_this_runs_ids(con, earlier_rows):
+    """Both ways of finding current versions (a window when the run loaded most rows, a join
+    when it loaded few) give the definition: this run's rows with no later version of their id,
+    each with the local date of its timestamp."""
+    from quality.suites import run_sample
+
+    earlier = [order(f"O{i}", "C1") for i in range(earlier_rows)]
+    insert_raw(con, "orders", earlier, run_id=EARLIER_RUN)
+    now = [order(f"O{i}", "C1", status="pending") for i in range(0, 40, 2)]  # newer versions
+    now += [order("N1", "C1"), order("N1", "C1", amount=Decimal("5.00"))]  # the later N1 wins
+    insert_raw(con, "orders", now)
+    insert_raw(con, "orders", [order("O0", "C1", status="cancelled")], run_id="run-later")
+    sample = run_sample(con, ENTITY_BY_NAME["orders"], RUN, TZ, sample_rows=1000)
+    expected = con.execute(
+        """SELECT order_id, status, amount, CAST(timezone(?, ordered_at AT TIME ZONE 'UTC') AS DATE)
+           FROM raw.orders r WHERE _run_id = ? AND _load_seq = (
+               SELECT max(_load_seq) FROM raw.orders x WHERE x.order_id = r.order_id)
+           ORDER BY order_id""",
+        [TZ, RUN],
+    ).fetchall()
+    got = sample.sort_values("order_id")[
+        ["order_id", "status", "amount", "ordered_at_local_date"]
+    ].itertuples(index=False)
+    assert [(a, b, Decimal(str(c)).quantize(Decimal("0.01")), d.date()) for a, b, c, d in got] == [
+        (a, b, c, d) for a, b, c, d in expected
+    ]
+    assert len(expected) == 20  # O2…O38 and N1; O0 has a later version
+    assert len(run_sample(con, ENTITY_BY_NAME["orders"], RUN, TZ, sample_rows=7)) == 7
