@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from crm.ingest import fastlane
 from crm.ingest.aliases import load_aliases
 from crm.ingest.fastlane import FastLane, stable_offsets
 from crm.ingest.loader import Loader
@@ -175,12 +176,23 @@ def _tables(warehouse: Path) -> dict[str, list[tuple]]:
 
 
 @pytest.mark.parametrize(
-    ("seed", "timezone"),
-    [(1, "Asia/Shanghai"), (2, "Europe/Berlin"), (3, "America/New_York")],
+    ("seed", "timezone", "scan_slice_rows"),
+    # a small slice: each batch is scanned as many Arrow record batches, in parallel, in any
+    # order (as 1.5M-row batches are in production)
+    [
+        (1, "Asia/Shanghai", 97),
+        (2, "Europe/Berlin", fastlane.SCAN_SLICE_ROWS),
+        (3, "America/New_York", 2048),
+    ],
 )
 def test_fast_lane_gives_exactly_what_the_exact_validator_gives(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, timezone: str
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+    timezone: str,
+    scan_slice_rows: int,
 ):
+    monkeypatch.setattr(fastlane, "SCAN_SLICE_ROWS", scan_slice_rows)
     world = _world(tmp_path, seed, rows=3000)
     taken: list[tuple[int, int]] = []
     real_stage = FastLane.stage
