@@ -125,6 +125,17 @@ def replace_as_of(
     return len(frame)
 
 
+# DuckDB scans a registered Arrow table in parallel by record batch; a table built from whole
+# columns is one record batch, scanned by one thread. Zero-copy slices of this many rows (a
+# multiple of DuckDB's 2,048-row vector) let every core work.
+SCAN_SLICE_ROWS = 122_880
+
+
+def sliced_for_scan(table: pa.Table) -> pa.Table:
+    """`table` as record batches of at most SCAN_SLICE_ROWS rows (same rows, same order)."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_SLICE_ROWS), table.schema)
+
+
 def _scannable(frame: pd.DataFrame) -> pd.DataFrame | pa.Table:
     """What DuckDB should scan for `frame`: an Arrow table when every column has a plain dtype
     or holds only `datetime.date`s (the `as_of` of every mart), else the frame itself (other
@@ -144,7 +155,7 @@ def _scannable(frame: pd.DataFrame) -> pd.DataFrame | pa.Table:
             arrays.append(pa.array(column, type=pa.date32(), from_pandas=True))
         else:
             return frame
-    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+    return sliced_for_scan(pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns]))
 
 
 def _only_dates(column: pd.Series) -> bool:

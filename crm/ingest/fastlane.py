@@ -37,6 +37,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm.frames import sliced_for_scan
 from crm.ingest.aliases import BOOLEAN_KEY
 from crm.ingest.parsing import clean_arrow, map_aliases, parse_boolean
 from crm.ingest.readers import RawChunk, TextBatch
@@ -53,10 +54,6 @@ _DECIMAL = r"[0-9]{1,13}(\.[0-9]{1,2})?"
 _INTEGER = r"[0-9]{1,15}"
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])?"
 BOOLEAN_CANDIDATES = ("true", "false", "1", "0")
-# DuckDB scans a registered Arrow table in parallel by record batch: a batch built from whole
-# columns is one record batch, scanned by one thread. Slices of this many rows (a multiple of
-# DuckDB's 2,048-row vector, zero-copy) let every core work: 1.5M interactions 3.2 s -> 1.5 s.
-SCAN_SLICE_ROWS = 122_880
 
 
 def _sql(text: str) -> str:
@@ -227,7 +224,7 @@ class FastLane:
                 **columns,
             }
         )
-        table = pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_SLICE_ROWS))
+        table = sliced_for_scan(table)  # 1.5M interactions: the check 3.2 s -> 1.5 s
         source_of = {canonical: f'"s{pos}"' for pos, canonical in batch.header.positions}
         sqls = [self._column_sql(c, source_of.get(c.name)) for c in self.entity.columns]
         sources = [f"s{i}" for i in range(len(names))]

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from crm.ingest import fastlane
+from crm import frames
 from crm.ingest.aliases import load_aliases
 from crm.ingest.fastlane import FastLane, stable_offsets
 from crm.ingest.loader import Loader
@@ -181,7 +181,7 @@ def _tables(warehouse: Path) -> dict[str, list[tuple]]:
     # order (as 1.5M-row batches are in production)
     [
         (1, "Asia/Shanghai", 97),
-        (2, "Europe/Berlin", fastlane.SCAN_SLICE_ROWS),
+        (2, "Europe/Berlin", frames.SCAN_SLICE_ROWS),
         (3, "America/New_York", 2048),
     ],
 )
@@ -192,7 +192,7 @@ def test_fast_lane_gives_exactly_what_the_exact_validator_gives(
     timezone: str,
     scan_slice_rows: int,
 ):
-    monkeypatch.setattr(fastlane, "SCAN_SLICE_ROWS", scan_slice_rows)
+    monkeypatch.setattr(frames, "SCAN_SLICE_ROWS", scan_slice_rows)
     world = _world(tmp_path, seed, rows=3000)
     taken: list[tuple[int, int]] = []
     real_stage = FastLane.stage
