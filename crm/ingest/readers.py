@@ -373,7 +373,7 @@ def _csv_rows(path: Path, display_name: str) -> Iterator[list[str]]:
 
 def _read_csv(
     path: Path, entity: Entity, aliases: Aliases, display_name: str, chunk_rows: int
-) -> Iterator[RawChunk]:
+) -> Iterator[RawChunk | TextBatch]:
     rows = _csv_rows(path, display_name)
     header_row = next((row for row in rows if not _is_blank(row)), None)
     if header_row is None:
@@ -382,6 +382,9 @@ def _read_csv(
     header = resolve_headers(header_row, entity, aliases, display_name)
     builder = _ChunkBuilder(header.canonical_columns)
     warnings = list(header.warnings)
+    batched = _csv_batchable(header)
+    if batched:
+        chunk_rows *= TEXT_BATCH_CHUNKS
     data_rows = 0
     pending: list[tuple[int, list[str]]] = []
     for row_number, row in enumerate(rows, start=1):
@@ -390,13 +393,70 @@ def _read_csv(
         data_rows += 1
         pending.append((row_number, row))
         if len(pending) >= chunk_rows:
-            _add_csv_rows(builder, pending, header)
+            if batched:
+                yield from _csv_text_batch(builder, pending, header, warnings)
+            else:
+                _add_csv_rows(builder, pending, header)
+                yield builder.flush(warnings)
             pending = []
-            yield builder.flush(warnings)
             warnings = []
-    _add_csv_rows(builder, pending, header)
+    if batched and pending:
+        yield from _csv_text_batch(builder, pending, header, warnings)
+        warnings = []
+    else:
+        _add_csv_rows(builder, pending, header)
     if data_rows == 0:
         warnings.append(f"{display_name}: file has a header but no data rows; 0 rows loaded")
+    if len(builder) or warnings:
+        yield builder.flush(warnings)
+
+
+def _csv_batchable(header: HeaderMap) -> bool:
+    """Rows of a header whose names are all present and distinct go to the fast lane as text
+    batches (a raw_record then holds every column, as the row-wise path would); other headers
+    (blank or repeated names) keep the row-wise path, which drops or merges those cells."""
+    return len(set(header.headers)) == header.width and all(name.strip() for name in header.headers)
+
+
+def _csv_text_batch(
+    builder: _ChunkBuilder,
+    numbered_rows: list[tuple[int, list[str]]],
+    header: HeaderMap,
+    warnings: list[str],
+) -> Iterator[RawChunk | TextBatch]:
+    """Rows of the header's shape (Excel's empty trailing cells padded or cut) as one text
+    batch; rows with a field-count problem or a NUL byte as an ordinary chunk that rejects them
+    exactly as the row-wise path words it (naming the file's own column)."""
+    width = header.width
+    shaped: list[list[str | None]] = []
+    numbers: list[int] = []
+    for row_number, row in numbered_rows:
+        if len(row) != width:
+            if _field_count_problem(row, header) is not None:
+                _add_csv_row(builder, row_number, row, header)
+                continue
+            row = row[:width] + [None] * (width - len(row))
+        shaped.append(row)
+        numbers.append(row_number)
+    if shaped:
+        texts = [pa.array(column, type=pa.string()) for column in zip(*shaped, strict=True)]
+        row_numbers = np.asarray(numbers, dtype=np.int64)
+        nul = _nul_rows(texts, len(shaped))
+        if nul.any():
+            for i in np.flatnonzero(nul).tolist():
+                _add_csv_row(builder, numbers[i], shaped[i], header)
+            keep = pa.array(~nul)
+            texts = [text.filter(keep) for text in texts]
+            row_numbers = row_numbers[~nul]
+        if len(row_numbers):
+            yield TextBatch(
+                names=list(header.headers),
+                texts=texts,
+                header=header,
+                row_numbers=row_numbers,
+                warnings=warnings,
+            )
+            warnings = []
     if len(builder) or warnings:
         yield builder.flush(warnings)
 

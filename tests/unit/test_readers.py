@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -14,14 +15,25 @@ import pytest
 
 from crm.ingest.aliases import load_aliases
 from crm.ingest.errors import SourceError
-from crm.ingest.readers import RawChunk, normalise_frame, read_file
+from crm.ingest.readers import (
+    TEXT_BATCH_CHUNKS,
+    RawChunk,
+    TextBatch,
+    normalise_frame,
+    read_file,
+)
 from crm.schemas import CUSTOMERS, INTERACTIONS, ORDERS, PAYMENTS
 
 ALIASES = load_aliases()
 
 
 def read_all(path: Path, entity, aliases=ALIASES, **kwargs) -> list[RawChunk]:
-    return list(read_file(path, entity, aliases, display_name=path.name, **kwargs))
+    """The file's chunks as the exact validator sees them: a text batch (rows the fast lane may
+    take) is turned into the chunk its rows would make on the row-wise path."""
+    return [
+        chunk.take(np.arange(len(chunk))) if isinstance(chunk, TextBatch) else chunk
+        for chunk in read_file(path, entity, aliases, display_name=path.name, **kwargs)
+    ]
 
 
 def single(path: Path, entity, aliases=ALIASES) -> RawChunk:
@@ -132,10 +144,37 @@ def test_user_aliases_file_is_merged_over_the_defaults(tmp_path: Path):
 def test_large_file_streams_in_chunks_with_running_row_numbers(tmp_path: Path):
     path = tmp_path / "c.csv"
     rows = "".join(f"C{i},2024-01-05\n" for i in range(1, 6))
-    path.write_text("customer_id,created_at\n" + rows, "utf-8")
+    # a header with a blank name: row-wise chunks of chunk_rows
+    path.write_text("customer_id,created_at,\n" + rows.replace("\n", ",\n"), "utf-8")
     chunks = read_all(path, CUSTOMERS, chunk_rows=2)
     assert [len(c.frame) for c in chunks] == [2, 2, 1]
     assert pd.concat([c.frame for c in chunks])["row_number"].tolist() == [1, 2, 3, 4, 5]
+
+
+def test_csv_with_distinct_names_streams_text_batches_of_several_chunks(tmp_path: Path):
+    """Such rows go to the fast lane as text batches (TEXT_BATCH_CHUNKS × chunk_rows rows);
+    rows with a wrong field count or a NUL byte come beside them as rejected rows, worded as
+    the row-wise path words them."""
+    path = tmp_path / "c.csv"
+    rows = [f"C{i},2024-01-05" for i in range(1, 13)]
+    rows[3] = "C4,2024-01-05,extra"
+    rows[10] = "C11,2024-01-\x0005"
+    path.write_text("客户编号,created_at\n" + "\n".join(rows) + "\n", "utf-8")
+    chunks = list(read_file(path, CUSTOMERS, ALIASES, display_name="c.csv", chunk_rows=2))
+    batches = [c for c in chunks if isinstance(c, TextBatch)]
+    assert [len(b) for b in batches] == [2 * TEXT_BATCH_CHUNKS - 1, 1]
+    assert np.concatenate([b.row_numbers for b in batches]).tolist() == [
+        1, 2, 3, 5, 6, 7, 8, 9, 10, 12
+    ]  # fmt: skip
+    assert batches[0].names == ["客户编号", "created_at"]
+    rejected = pd.concat([c.rejected for c in chunks if isinstance(c, RawChunk)])
+    assert rejected["row_number"].tolist() == [4, 11]
+    assert rejected["rule"].tolist() == ["field_count", "nul"]
+    assert rejected["reason"].iloc[1] == "created_at: value contains a NUL byte (rule: nul)"
+    assert json.loads(rejected["raw_record"].iloc[1]) == {
+        "客户编号": "C11",
+        "created_at": "2024-01-\x0005",
+    }
 
 
 def test_tab_separated_export_is_read(tmp_path: Path):
@@ -223,3 +262,48 @@ def test_unsupported_extension_is_a_source_error(tmp_path: Path):
     path.write_bytes(b"PK\x03\x04")
     with pytest.raises(SourceError, match=r"^c\.xlsx: unsupported file type"):
         read_all(path, CUSTOMERS)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_csv_text_batches_hold_what_the_row_wise_path_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+):
+    """A messy export read as text batches (then made rows, as the exact lane does) and read
+    row-wise give the same values, row numbers, raw records and rejected rows."""
+    import csv
+    import random
+
+    from crm.ingest import readers
+
+    rng = random.Random(seed)
+    pool = ["C1", "", "林伟", 'a "quoted", name', "back\\slash", "line\nbreak", " edge ",
+            "\u3000", "nul\x00byte", "2024-01-05", "是", "1,000", "\r", "tab\there"]  # fmt: skip
+    path = tmp_path / "export.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["客户编号", "name", "employees", "is_key_account", "created_at", "remark"])
+        for _ in range(400):
+            row = [rng.choice(pool) for _ in range(6)]
+            if rng.random() < 0.05:
+                row = row[: rng.randrange(6)]
+            elif rng.random() < 0.05:
+                row = row + [rng.choice(["", "", "extra"])] * rng.randrange(1, 3)
+            if rng.random() < 0.03:
+                row = [""] * 6  # blank line
+            out.writerow(row)
+
+    def rows_of(chunks: list[RawChunk]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        frame = pd.concat([c.frame for c in chunks]).sort_values("row_number")
+        rejected = pd.concat([c.rejected for c in chunks]).sort_values("row_number")
+        return frame.reset_index(drop=True), rejected.reset_index(drop=True)
+
+    batched = list(read_file(path, CUSTOMERS, ALIASES, display_name="e.csv", chunk_rows=7))
+    assert any(isinstance(c, TextBatch) for c in batched)
+    as_rows = rows_of(read_all(path, CUSTOMERS, chunk_rows=7))
+    monkeypatch.setattr(readers, "_csv_batchable", lambda header: False)
+    row_wise = list(read_file(path, CUSTOMERS, ALIASES, display_name="e.csv", chunk_rows=7))
+    assert not any(isinstance(c, TextBatch) for c in row_wise)
+    expected = rows_of(row_wise)
+    assert len(expected[0]) > 150 and len(expected[1]) > 50  # both kinds, in numbers
+    pd.testing.assert_frame_equal(as_rows[0], expected[0])
+    pd.testing.assert_frame_equal(as_rows[1], expected[1])
