@@ -82,6 +82,12 @@ META_DDL = [
     """CREATE TABLE IF NOT EXISTS meta.db_watermarks (
         source VARCHAR PRIMARY KEY, watermark TIMESTAMP, run_id VARCHAR, updated_at TIMESTAMP
     )""",
+    # Orphans moved into their raw table keep their original (older) _load_seq; the incremental
+    # staging models read this list beside the rows above their watermark
+    # (dbt_project/macros/incremental.sql), so they need not compare every id with the raw table.
+    """CREATE TABLE IF NOT EXISTS meta.released_rows (
+        entity VARCHAR, load_seq BIGINT, run_id VARCHAR, released_at TIMESTAMP
+    )""",
     "CREATE SEQUENCE IF NOT EXISTS meta.load_seq START 1",
 ]
 

@@ -639,6 +639,12 @@ class Loader:
                 f"WHERE NOT ({cond})"
             )
             con.execute(
+                f"""INSERT INTO meta.released_rows
+                SELECT '{entity.name}', _load_seq, '{_sql_str(self.run_id)}',
+                       TIMESTAMP '{self._loaded_at.isoformat(sep=" ")}'
+                FROM _orph WHERE NOT ({cond})"""
+            )
+            con.execute(
                 f"""DELETE FROM quality.rejected_rows WHERE entity = '{entity.name}'
                 AND load_seq IN (SELECT _load_seq FROM _orph WHERE NOT ({cond}))"""
             )

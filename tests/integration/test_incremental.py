@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 from crm.rules import default_rules
+from crm.warehouse import ensure_schema
 from tests.integration.dbt_fixture import dbt_vars, fetch_rows, run_dbt, write_raw_rows
 
 AS_OF = date(2026, 3, 31)
@@ -101,8 +102,12 @@ def _next_day_rows(warehouse: Path) -> None:
         warehouse, "orders", _order("O5", "C2", "2025-04-15 02:00:00", "70.00", "completed"), 10
     )
     # An orphan released this run keeps its original load order: _load_seq 0, below every id
-    # the model holds (a global _load_seq watermark would miss it).
+    # the model holds (a global _load_seq watermark would miss it); ingest lists it in
+    # meta.released_rows, as the loader does when it moves an orphan (test_identity_resolution).
     _append(warehouse, "orders", _order("O6", "C1", "2026-01-10 02:00:00", "20.00", "completed"), 0)
+    with duckdb.connect(str(warehouse)) as con:
+        ensure_schema(con)
+        con.execute("INSERT INTO meta.released_rows VALUES ('orders', 0, 'r2', now())")
     payment = {"payment_id": "P2", "order_id": "O3", "paid_at": datetime(2026, 1, 3, 2)}
     _append(warehouse, "payments", {**payment, "amount": Decimal("40.00")}, 11)
     # A newer version of I1 (NPS corrected) and a new interaction.

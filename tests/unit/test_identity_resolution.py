@@ -98,6 +98,12 @@ def test_matches_follow_the_customers_loaded_so_far(tmp_path: Path) -> None:
     loader = _run(landing, warehouse, "r2")
     second = _resolved(warehouse)
     assert loader.report.orphans_released == {"interactions": 1}
+    with duckdb.connect(str(warehouse), read_only=True) as con:  # what dbt staging reads
+        released = con.execute(
+            "SELECT r.entity, r.run_id, i.interaction_id FROM meta.released_rows r "
+            "JOIN raw.interactions i ON i._load_seq = r.load_seq"
+        ).fetchall()
+    assert released == [("interactions", "r2", "I4")]
     assert second["I4"] == ("C4", "email")  # released in run 2, against run 2's customers
     assert second["I8"] == ("C4", "email")
     assert second["I7"] == (None, "waiting")
