@@ -29,6 +29,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -278,20 +279,24 @@ class Loader:
         newest: list[str] = []
         sqlite_file = sqlite_arrow.sqlite_path(self.source_db_url or "")
 
-        def text_partitions() -> Iterator[tuple[list[str], list[pa.Array]]]:
-            if sqlite_file is not None and sqlite_arrow.available():
-                # SQLite: Arrow batches straight from the driver (crm/ingest/sqlite_arrow.py)
+        snapshot: sqlite_arrow.Snapshot | None = None
+        rowid: str | None = None
+
+        def text_partitions() -> Iterator[tuple[list[str], list[pa.Array], pa.Array | None]]:
+            if snapshot is not None:
+                # SQLite: Arrow batches straight from the driver (crm/ingest/sqlite_arrow.py),
+                # in storage order when the source order was read apart (see `_store_order`)
                 names = list(columns.values())
-                for batch in sqlite_arrow.read_text_batches(
-                    sqlite_file,
+                for rowids, batch in snapshot.text_batches(
                     table,
                     names,
                     where=f"{quoted(watermark_col)} >= ?" if params else "",
                     params=[params["since"]] if params else [],
-                    order_by=order_columns,
+                    order_by=[] if rowid else order_columns,
                     batch_rows=self.rules.ingest.chunk_rows * TEXT_BATCH_CHUNKS,
+                    rowid=rowid,
                 ):
-                    yield names, batch
+                    yield names, batch, rowids
                 return
             with engine.connect() as conn:
                 result = conn.execution_options(
@@ -299,11 +304,11 @@ class Loader:
                 ).execute(text(query), params)
                 keys = list(result.keys())
                 for partition in result.partitions(self.rules.ingest.chunk_rows):
-                    yield keys, _columns_as_text(keys, partition)
+                    yield keys, _columns_as_text(keys, partition), None
 
         def chunks() -> Iterator[RawChunk | TextBatch]:
             position = 1
-            for keys, texts in text_partitions():
+            for keys, texts, rowids in text_partitions():
                 rows = len(texts[0]) if texts else 0
                 names, texts = list(keys), list(texts)
                 if watermark_col:
@@ -320,15 +325,35 @@ class Loader:
                     self.aliases,
                     display_name=source,
                     first_position=position,
+                    row_numbers=None if rowids is None else rowids.to_numpy(),
                 )
                 position += rows
 
         self.log(
             f"reading {source} from {masked}" + (f" since {params['since']}" if params else "")
         )
+        ordered_rows: int | None = None
         try:
-            audit = self._load_chunks(entity, source, chunks(), show_row_numbers=False)
+            if sqlite_file is not None and sqlite_arrow.available():
+                snapshot = sqlite_arrow.Snapshot(sqlite_file)
+                if order_columns:
+                    rowid = snapshot.rowid_name(table, list(columns.values()))
+                if rowid:
+                    ordered_rows = self._store_order(
+                        snapshot.rowids_in_order(
+                            table,
+                            rowid,
+                            where=f"{quoted(watermark_col)} >= ?" if params else "",
+                            params=[params["since"]] if params else [],
+                            order_by=order_columns,
+                            batch_rows=self.rules.ingest.chunk_rows * TEXT_BATCH_CHUNKS,
+                        )
+                    )
+            audit = self._load_chunks(
+                entity, source, chunks(), show_row_numbers=False, ordered_rows=ordered_rows
+            )
         except SourceError:
+            _rollback_if_open(self.con)
             raise
         except Exception as exc:
             _rollback_if_open(self.con)
@@ -338,6 +363,10 @@ class Loader:
             raise SourceError(
                 f"{source}: reading failed ({type(exc).__name__}: {reason})"
             ) from None
+        finally:
+            if snapshot is not None:
+                snapshot.close()
+            self.con.execute("DROP TABLE IF EXISTS _source_order")
         if newest:
             mark = _parse_db_timestamp(max(newest))
             if mark is not None:
@@ -349,6 +378,32 @@ class Loader:
         self._log_audit(audit)
         engine.dispose()
 
+    def _store_order(self, rowids: Iterable[pa.Array]) -> int:
+        """`_source_order` (rowid → 1-based position in the source's change order) from the
+        rowids a SQLite source returns in that order; returns how many rows it holds.
+
+        Positions number a source's rows (`_load_seq` = base + position), and the latest of
+        two versions of an id read together is the later one in change order, so rows read
+        in storage order take their position from here (`_load_chunks`)."""
+        con = self.con
+        con.execute("DROP TABLE IF EXISTS _source_order")
+        con.execute("CREATE TEMP TABLE _source_order (_rowid BIGINT, _pos BIGINT)")
+        position = 1
+        for ids in rowids:
+            con.register(
+                "_order_batch",
+                pa.table(
+                    {
+                        "_rowid": ids,
+                        "_pos": pa.array(np.arange(position, position + len(ids), dtype=np.int64)),
+                    }
+                ),
+            )
+            con.execute("INSERT INTO _source_order SELECT _rowid, _pos FROM _order_batch")
+            con.unregister("_order_batch")
+            position += len(ids)
+        return position - 1
+
     # ------------------------------------------------------------------ the common path
     def _load_chunks(
         self,
@@ -357,9 +412,12 @@ class Loader:
         chunks: Iterable[RawChunk | TextBatch],
         *,
         show_row_numbers: bool,
+        ordered_rows: int | None = None,
     ) -> SourceAudit:
         """Validate, stage, then classify each row as loaded / rejected / orphan / duplicate.
 
+        `ordered_rows`: the chunks number their rows by SQLite rowid, and `_source_order`
+        (that many rows) gives each rowid its position in the source's change order.
         Leaves an open transaction on success (the caller adds its bookkeeping and commits)."""
         con = self.con
         audit = SourceAudit(entity.name, source)
@@ -438,10 +496,30 @@ class Loader:
         )
         id_col = entity.id_column
         con.execute("DROP TABLE IF EXISTS _staged")
-        staged = f"SELECT *, {hash_expr} AS _row_hash, {base} + _ord AS _seq FROM _incoming"
+        incoming = "_incoming"
+        if ordered_rows is not None:
+            if audit.rows_read != ordered_rows:
+                raise SourceError(
+                    f"{source}: {audit.rows_read} rows read but {ordered_rows} ordered; the "
+                    "table changed during the read in a way its snapshot should prevent: run again"
+                )
+            incoming = (
+                "(SELECT i.* REPLACE (o._pos AS _ord) FROM _incoming i "
+                "JOIN _source_order o ON o._rowid = i._ord)"
+            )
+        staged = f"SELECT *, {hash_expr} AS _row_hash, {base} + _ord AS _seq FROM {incoming}"
         if entity.name == "interactions":  # resolved in the same pass (one write of the rows)
             staged = self._resolved_interactions_sql(f"({staged})")
         con.execute(f"CREATE TEMP TABLE _staged AS {staged}")
+        if ordered_rows is not None:
+            placed, incoming_rows = con.execute(
+                "SELECT (SELECT count(*) FROM _staged), (SELECT count(*) FROM _incoming)"
+            ).fetchone()
+            if placed != incoming_rows:
+                raise SourceError(
+                    f"{source}: {incoming_rows - placed} rows read have no place in the "
+                    "source order; run again"
+                )
         # Latest version already held (loaded or waiting as orphan), then lag over the union:
         # a row identical to the version just before it is a duplicate.
         held = [f"raw.{entity.name}"] + ([f"raw.{entity.name}_orphans"] if entity.parent else [])

@@ -839,9 +839,13 @@ def text_batch(
     *,
     display_name: str,
     first_position: int,
+    row_numbers: np.ndarray | None = None,
 ) -> TextBatch | RawChunk:
     """Database rows already turned into text → a TextBatch for the fast lane (a RawChunk when
-    the names repeat, which only the row-wise path resolves the way a record dict would)."""
+    the names repeat, which only the row-wise path resolves the way a record dict would).
+
+    The rows are numbered from `first_position` on, or by `row_numbers` (SQLite rowids, which
+    the loader turns into positions in the source order)."""
     if len(set(names)) != len(names):
         columns = [c.to_pylist() if isinstance(c, pa.Array) else c for c in columns]
         frame = pd.DataFrame(dict(enumerate(columns)), dtype=object)
@@ -856,7 +860,11 @@ def text_batch(
             for column in columns
         ],
         header=header,
-        row_numbers=np.arange(first_position, first_position + rows, dtype=np.int64),
+        row_numbers=(
+            np.arange(first_position, first_position + rows, dtype=np.int64)
+            if row_numbers is None
+            else np.asarray(row_numbers, dtype=np.int64)
+        ),
         warnings=list(header.warnings),
     )
 

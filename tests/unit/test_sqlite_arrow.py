@@ -124,15 +124,16 @@ def test_loader_results_are_identical_with_either_reader(
     """The whole load (typing, rejections with raw_record, orphans, audit) of messy shop data."""
     world = test_fastlane._world(tmp_path, seed=4, rows=3000)
     calls = []
-    real_reader = sqlite_arrow.read_text_batches
+    real_reader = sqlite_arrow.Snapshot.text_batches
 
-    def spy(*args, **kwargs):
-        calls.append(args[1])
-        yield from real_reader(*args, **kwargs)
+    def spy(self, table, *args, **kwargs):
+        calls.append((table, kwargs["rowid"], list(kwargs["order_by"])))
+        yield from real_reader(self, table, *args, **kwargs)
 
-    monkeypatch.setattr(sqlite_arrow, "read_text_batches", spy)
+    monkeypatch.setattr(sqlite_arrow.Snapshot, "text_batches", spy)
     test_fastlane._load(world, tmp_path / "arrow.duckdb", "Asia/Shanghai")
-    assert calls == ["orders", "payments"]
+    # read in storage order, placed by the rowids' change order (`order_id`: no updated_at)
+    assert calls == [("orders", "_rowid_", []), ("payments", "_rowid_", [])]
 
     monkeypatch.setattr(sqlite_arrow, "available", lambda: False)
     test_fastlane._load(world, tmp_path / "sqlalchemy.duckdb", "Asia/Shanghai")
@@ -168,3 +169,92 @@ def test_reals_of_every_magnitude_read_as_python_writes_them(tmp_path: Path) -> 
     expected = _reference(db)
     assert expected[0] == [str(r) for r in reals]
     assert _read(db, order_by=["rowid"]) == expected
+
+
+def _shop(root: Path, table_sql: str, orders: list[tuple]) -> dict[str, Path | str]:
+    """Customer C001 in a landing file and `orders` (updated_at last) in a SQLite table."""
+    (root / "landing" / "customers").mkdir(parents=True)
+    (root / "landing" / "customers" / "c.csv").write_text(
+        "customer_id,name,created_at\nC001,Acme,2023-01-01\n", encoding="utf-8"
+    )
+    db = root / "shop.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(table_sql)
+        conn.execute("CREATE TABLE payments (payment_id TEXT, order_id TEXT, paid_at, amount)")
+        conn.executemany(
+            "INSERT INTO orders (order_id, customer_id, ordered_at, amount, currency, status, "
+            "updated_at) VALUES (?, 'C001', '2025-12-01 10:00:00', ?, 'CNY', 'completed', ?)",
+            orders,
+        )
+    return {"landing": root / "landing", "db_url": f"sqlite:///{db}"}
+
+
+ORDERS_TABLE = (
+    "CREATE TABLE orders (order_id TEXT {pk}, customer_id TEXT, ordered_at TEXT, amount, "
+    "currency TEXT, status TEXT, updated_at TEXT COLLATE NOCASE){suffix}"
+)
+# Stored newest first. 'O1' and ' O1 ' are one order once trimmed: the version updated later
+# (amount 20) is the current one. updated_at is NOCASE: SQLite's collation decides the order.
+OUT_OF_ORDER = [
+    (" O1 ", 20, "2025-12-03T09:00:00"),
+    ("O3", 30, "2025-12-02t08:00:00"),  # before O2 under NOCASE, after it byte by byte
+    ("O2", 40, "2025-12-02T09:00:00"),
+    ("O1", 10, "2025-12-01 09:00:00"),
+]
+
+
+def _orders_by_load_seq(warehouse: Path) -> list[tuple]:
+    import duckdb
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "SELECT order_id, CAST(amount AS INTEGER) FROM raw.orders ORDER BY _load_seq"
+        ).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("pk", "suffix", "rowid"),
+    [
+        ("", "", "_rowid_"),  # a plain table: storage-order read placed by the rowids' order
+        ("PRIMARY KEY", " WITHOUT ROWID", None),  # no rowid: the read itself is ordered
+    ],
+)
+def test_rows_are_numbered_in_change_order_whatever_the_storage_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pk: str, suffix: str, rowid: str | None
+) -> None:
+    orders = OUT_OF_ORDER if pk == "" else [o for o in OUT_OF_ORDER if o[0] != " O1 "]
+    world = _shop(tmp_path, ORDERS_TABLE.format(pk=pk, suffix=suffix), orders)
+    used = []
+    real_reader = sqlite_arrow.Snapshot.text_batches
+
+    def spy(self, table, *args, **kwargs):
+        used.append((table, kwargs["rowid"]))
+        yield from real_reader(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_arrow.Snapshot, "text_batches", spy)
+    test_fastlane._load(world, tmp_path / "w.duckdb", "Asia/Shanghai")
+    assert used[0] == ("orders", rowid)
+    # change order: updated_at, then order_id; the trimmed duplicate: latest wins
+    expected = [("O1", 10), ("O3", 30), ("O2", 40)] + ([("O1", 20)] if pk == "" else [])
+    assert _orders_by_load_seq(tmp_path / "w.duckdb") == expected
+
+    monkeypatch.setattr(sqlite_arrow, "available", lambda: False)  # SQLAlchemy, ordered read
+    test_fastlane._load(world, tmp_path / "reference.duckdb", "Asia/Shanghai")
+    assert _orders_by_load_seq(tmp_path / "reference.duckdb") == expected
+
+
+def test_a_column_named_rowid_does_not_hide_the_rowid(tmp_path: Path) -> None:
+    db = tmp_path / "r.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (rowid TEXT, w TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [("x", "b"), ("x", "a"), ("y", "c")])
+        conn.execute("CREATE VIEW v AS SELECT * FROM t")
+        conn.execute('CREATE TABLE "all three" (rowid, _rowid_, oid)')
+    with sqlite_arrow.Snapshot(db) as snapshot:
+        assert snapshot.rowid_name("t", ["rowid", "w"]) == "_rowid_"
+        order = snapshot.rowids_in_order(
+            "t", "_rowid_", where="", params=(), order_by=["w"], batch_rows=2
+        )
+        assert sum((batch.to_pylist() for batch in order), []) == [2, 1, 3]
+        assert snapshot.rowid_name("v", ["rowid", "w"]) is None
+        assert snapshot.rowid_name("all three", ["rowid", "_rowid_", "oid"]) is None
