@@ -554,6 +554,10 @@ class Loader:
         select = f"{entity_select}, {extra_select}{meta_select}"
         if entity.parent:
             orphan_cond, orphan_reason_sql = self._orphan_condition(entity, "_staged")
+            if entity.name != "interactions":
+                # Decided once: each use of the parent lookup hashes every parent id (10M
+                # orders behind payments: ~1.5 s a statement, and four statements use it).
+                orphan_cond = self._orphans_decided_once(entity)
             con.execute(
                 f"INSERT INTO raw.{entity.name}_orphans ({all_cols}) "
                 f"SELECT {select} FROM _staged WHERE {orphan_cond}"
@@ -626,6 +630,26 @@ class Loader:
             f"(rule: {entity.orphan_reason})'"
         )
         return cond, reason
+
+    def _orphans_decided_once(self, entity: Entity) -> str:
+        """Stores the `_seq` of the staged rows whose parent is unknown in `_orphan_seqs`
+        and returns the predicate naming them.
+
+        When this load is small beside the parent table (a daily run), the lookup reads only
+        the parents this load names (~0.35 s instead of ~1.5 s against 10M orders); a first
+        load keeps the plain lookup, which is cheaper when both sides are large."""
+        con = self.con
+        parent_name = entity.parent[0]  # type: ignore[index]
+        staged, parents = con.execute(
+            f"SELECT (SELECT count(*) FROM _staged), (SELECT count(*) FROM raw.{parent_name})"
+        ).fetchone()
+        among = "_staged" if staged * 4 < parents else None
+        con.execute("DROP TABLE IF EXISTS _orphan_seqs")
+        con.execute(
+            "CREATE TEMP TABLE _orphan_seqs AS SELECT _seq FROM _staged "
+            f"WHERE {_parent_missing_sql(entity, among=among)}"
+        )
+        return "_seq IN (SELECT _seq FROM _orphan_seqs)"
 
     def _may_be_orphan_sql(self, entity: Entity) -> str:
         """Rows that may turn out orphans (their parent not loaded yet): the only fast-lane rows
@@ -709,38 +733,52 @@ class Loader:
         con.execute("DROP TABLE IF EXISTS _orph")
         con.execute(f"CREATE TEMP TABLE _orph AS {waiting}")
         cond, _ = self._orphan_condition(entity, "_orph")
+        # decided once (each parent lookup hashes every parent id), then named by _load_seq
+        con.execute("DROP TABLE IF EXISTS _released")
+        con.execute(
+            f"CREATE TEMP TABLE _released AS SELECT _load_seq FROM _orph WHERE NOT ({cond})"
+        )
+        found = "_load_seq IN (SELECT _load_seq FROM _released)"
         all_cols = ", ".join(f'"{c}"' for c, _ in raw_table_columns(entity))
-        released = con.execute(f"SELECT count(*) FROM _orph WHERE NOT ({cond})").fetchone()[0]
+        released = con.execute("SELECT count(*) FROM _released").fetchone()[0]
         if released:
             con.execute(
                 f"INSERT INTO raw.{entity.name} ({all_cols}) SELECT {all_cols} FROM _orph "
-                f"WHERE NOT ({cond})"
+                f"WHERE {found}"
             )
             con.execute(
                 f"""INSERT INTO meta.released_rows
                 SELECT '{entity.name}', _load_seq, '{_sql_str(self.run_id)}',
                        TIMESTAMP '{self._loaded_at.isoformat(sep=" ")}'
-                FROM _orph WHERE NOT ({cond})"""
+                FROM _orph WHERE {found}"""
             )
             con.execute(
                 f"""DELETE FROM quality.rejected_rows WHERE entity = '{entity.name}'
-                AND load_seq IN (SELECT _load_seq FROM _orph WHERE NOT ({cond}))"""
+                AND load_seq IN (SELECT _load_seq FROM _released)"""
             )
-            con.execute(
-                f"""DELETE FROM raw.{entity.name}_orphans
-                WHERE _load_seq IN (SELECT _load_seq FROM _orph WHERE NOT ({cond}))"""
-            )
+            con.execute(f"DELETE FROM raw.{entity.name}_orphans WHERE {found}")
         con.execute("COMMIT")
         if released:
             self.report.orphans_released[entity.name] = released
             self.log(f"{entity.name}: {released} waiting rows found their parent and loaded")
 
 
-def _parent_missing_sql(entity: Entity) -> str:
+def _parent_missing_sql(entity: Entity, among: str | None = None) -> str:
     """SQL predicate: the row's parent id (customer of an order, order of a payment) is not
-    among the parents loaded so far. NULL when the id itself is NULL (NOT IN semantics)."""
+    among the parents loaded so far. NULL when the id itself is NULL (NOT IN semantics).
+
+    `among`: a table holding every row the predicate will be asked about; the lookup then
+    reads only the parents those rows name (the same answer for each of them, found without
+    hashing the whole parent table)."""
     parent_name, column = entity.parent  # type: ignore[misc]
     parent_id = ENTITY_BY_NAME[parent_name].id_column
+    if among:
+        # an empty lookup would make `NULL NOT IN (...)` true: keep NULL ids NULL
+        return (
+            f'CASE WHEN "{column}" IS NOT NULL THEN "{column}" NOT IN (SELECT "{parent_id}" '
+            f'FROM raw.{parent_name} WHERE "{parent_id}" IS NOT NULL '
+            f'AND "{parent_id}" IN (SELECT "{column}" FROM {among})) END'
+        )
     return (
         f'"{column}" NOT IN (SELECT "{parent_id}" FROM raw.{parent_name} '
         f'WHERE "{parent_id}" IS NOT NULL)'
