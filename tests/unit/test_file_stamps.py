@@ -10,27 +10,9 @@ import duckdb
 import pytest
 
 from crm.ingest import loader as loader_module
-from crm.ingest.aliases import load_aliases
-from crm.ingest.loader import Loader
-from crm.rules import default_rules
-from crm.warehouse import connect
+from tests.unit.landing_loads import load_landing
 
 HEADER = "customer_id,name,created_at\n"
-
-
-def _load(landing: Path, warehouse: Path) -> Loader:
-    with connect(warehouse) as con:
-        loader = Loader(
-            con,
-            landing_dir=landing,
-            source_db_url=None,
-            rules=default_rules(),
-            aliases=load_aliases(),
-            timezone="Asia/Shanghai",
-            run_id="r",
-        )
-        loader.run()
-    return loader
 
 
 def _customers(warehouse: Path) -> int:
@@ -48,23 +30,23 @@ def test_hash_is_read_once_per_file_version(tmp_path: Path, monkeypatch: pytest.
     real = loader_module._sha256
     monkeypatch.setattr(loader_module, "_sha256", lambda p: hashed.append(p.name) or real(p))
 
-    _load(landing, warehouse)
+    load_landing(landing, warehouse)
     assert hashed == ["c.csv"] and _customers(warehouse) == 1
 
     # Unchanged file: neither read nor hashed again.
-    assert _load(landing, warehouse).report.skipped_files == ["customers/c.csv"]
+    assert load_landing(landing, warehouse).report.skipped_files == ["customers/c.csv"]
     assert hashed == ["c.csv"]
 
     # Touched, same content: hashed once more (mtime changed), recognised, not loaded again.
     stat = export.stat()
     os.utime(export, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
-    assert _load(landing, warehouse).report.skipped_files == ["customers/c.csv"]
+    assert load_landing(landing, warehouse).report.skipped_files == ["customers/c.csv"]
     assert hashed == ["c.csv", "c.csv"] and _customers(warehouse) == 1
-    _load(landing, warehouse)
+    load_landing(landing, warehouse)
     assert len(hashed) == 2  # and cached again
 
     # New content (new mtime): loaded.
     export.write_text(HEADER + "C1,Acme,2024-01-05\nC2,Beta,2024-01-06\n", encoding="utf-8")
     os.utime(export, ns=(stat.st_atime_ns, stat.st_mtime_ns + 2 * 10**9))
-    assert _load(landing, warehouse).report.skipped_files == []
+    assert load_landing(landing, warehouse).report.skipped_files == []
     assert _customers(warehouse) == 2

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from crm.ingest.aliases import load_aliases
-from crm.ingest.loader import Loader
-from crm.rules import default_rules
-from crm.warehouse import connect
+from tests.unit.landing_loads import load_landing
 
 CUSTOMERS = "customer_id,name,email,phone,created_at\n"
 INTERACTIONS = (
@@ -28,21 +25,6 @@ INTERACTIONS = (
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-
-
-def _run(landing: Path, warehouse: Path, run_id: str) -> Loader:
-    with connect(warehouse) as con:
-        loader = Loader(
-            con,
-            landing_dir=landing,
-            source_db_url=None,
-            rules=default_rules(),
-            aliases=load_aliases(),
-            timezone="Asia/Shanghai",
-            run_id=run_id,
-        )
-        loader.run()
-    return loader
 
 
 def _resolved(warehouse: Path) -> dict[str, tuple[str | None, str | None]]:
@@ -73,7 +55,7 @@ def test_matches_follow_the_customers_loaded_so_far(tmp_path: Path) -> None:
         + "I5,C1,shared@x.cn,,2024-02-01 10:00:00,phone,inbound\n"  # customer_id wins
         + "I6,C9,sales@acme.cn,,2024-02-01 10:00:00,phone,inbound\n",  # unknown id: no fallback
     )
-    _run(landing, warehouse, "r1")
+    load_landing(landing, warehouse, "r1")
     first = _resolved(warehouse)
     assert first["I1"] == ("C1", "email")
     assert first["I2"] == ("C3", "phone")
@@ -95,7 +77,7 @@ def test_matches_follow_the_customers_loaded_so_far(tmp_path: Path) -> None:
         + "I7,,,13800138000,2024-03-02 10:00:00,visit,outbound\n"  # phone now shared: none
         + "I8,,new@delta.cn,,2024-03-02 10:00:00,visit,outbound\n",
     )
-    loader = _run(landing, warehouse, "r2")
+    loader = load_landing(landing, warehouse, "r2")
     second = _resolved(warehouse)
     assert loader.report.orphans_released == {"interactions": 1}
     with duckdb.connect(str(warehouse), read_only=True) as con:  # what dbt staging reads

@@ -14,10 +14,7 @@ import duckdb
 import pytest
 
 import crm.ingest.loader as loader_module
-from crm.ingest.aliases import load_aliases
-from crm.ingest.loader import Loader
-from crm.rules import default_rules
-from crm.warehouse import connect
+from tests.unit.landing_loads import load_landing
 
 CUSTOMERS = "customer_id,name,created_at\nC1,Acme,2024-01-05\n"
 ORDERS = "order_id,customer_id,ordered_at,amount,currency,status\n"
@@ -27,19 +24,6 @@ PAYMENTS = "payment_id,order_id,paid_at,amount\n"
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-
-
-def _run(landing: Path, warehouse: Path, run_id: str) -> None:
-    with connect(warehouse) as con:
-        Loader(
-            con,
-            landing_dir=landing,
-            source_db_url=None,
-            rules=default_rules(),
-            aliases=load_aliases(),
-            timezone="Asia/Shanghai",
-            run_id=run_id,
-        ).run()
 
 
 def _orders(ids: list[str]) -> str:
@@ -57,7 +41,7 @@ def test_payments_of_unknown_orders_wait_and_load_when_the_order_arrives(
     _write(landing / "customers" / "c.csv", CUSTOMERS)
     held = ["O1", "O2", "O40"] + [f"O{i}" for i in range(3, 3 + orders_held - 3)]
     _write(landing / "orders" / "day1.csv", _orders(held))
-    _run(landing, warehouse, "r1")
+    load_landing(landing, warehouse, "r1")
 
     lookups: list[str | None] = []
     original = loader_module._parent_missing_sql
@@ -76,7 +60,7 @@ def test_payments_of_unknown_orders_wait_and_load_when_the_order_arrives(
         + "P3,O-404,2024-02-02,70.00\n"  # no such order yet
         + "P4,O40,2024-02-02,100.00\n",
     )
-    _run(landing, warehouse, "r2")
+    load_landing(landing, warehouse, "r2")
     assert lookups[-1] == ("_staged" if lookup == "named parents" else None)
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
@@ -103,7 +87,7 @@ def test_payments_of_unknown_orders_wait_and_load_when_the_order_arrives(
     assert audit == [(4, 3, 1, 0)]
 
     _write(landing / "orders" / "day3.csv", _orders(["O-404"]))
-    _run(landing, warehouse, "r3")
+    load_landing(landing, warehouse, "r3")
     with duckdb.connect(str(warehouse), read_only=True) as con:
         loaded = sorted(r[0] for r in con.execute("SELECT payment_id FROM raw.payments").fetchall())
         left = con.execute("SELECT count(*) FROM raw.payments_orphans").fetchone()[0]
