@@ -337,7 +337,7 @@ class Loader:
             if sqlite_file is not None and sqlite_arrow.available():
                 snapshot = sqlite_arrow.Snapshot(sqlite_file)
                 if order_columns:
-                    rowid = snapshot.rowid_name(table, list(columns.values()))
+                    rowid = snapshot.rowid_name(table)
                 if rowid:
                     ordered_rows = self._store_order(
                         snapshot.rowids_in_order(

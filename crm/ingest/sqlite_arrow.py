@@ -99,19 +99,25 @@ class Snapshot:
             cursor.execute(query, parameters=list(params) if params else None)
             yield from cursor.fetch_record_batch()
 
-    def rowid_name(self, table: str, columns: Sequence[str]) -> str | None:
+    def _column(self, query: str, params: Sequence[object]) -> list[object]:
+        return [
+            v for batch in self._batches(query, params, 1024) for v in batch.column(0).to_pylist()
+        ]
+
+    def rowid_name(self, table: str) -> str | None:
         """A name that reads the rowid of `table`, or None: a view, a WITHOUT ROWID table, or
-        a table whose own columns take all three names SQLite gives the rowid."""
-        taken = {c.lower() for c in columns}
+        a table whose own columns (any of them, read or not) take all three names SQLite gives
+        the rowid."""
+        kinds = self._column(
+            "SELECT type FROM sqlite_schema WHERE name = ? COLLATE NOCASE", [table]
+        )
+        if kinds != ["table"]:
+            return None
+        taken = {
+            str(c).lower() for c in self._column("SELECT name FROM pragma_table_xinfo(?)", [table])
+        }
         name = next((n for n in ("_rowid_", "rowid", "oid") if n not in taken), None)
         if name is None:
-            return None
-        kinds = list(
-            self._batches(
-                "SELECT type FROM sqlite_schema WHERE name = ? COLLATE NOCASE", [table], 16
-            )
-        )
-        if [k for batch in kinds for k in batch.column(0).to_pylist()] != ["table"]:
             return None
         try:
             list(self._batches(f"SELECT {name} FROM {_quote(table)} LIMIT 0", (), 16))
