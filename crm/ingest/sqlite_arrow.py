@@ -53,25 +53,6 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def read_text_batches(
-    path: Path,
-    table: str,
-    columns: Sequence[str],
-    *,
-    where: str = "",
-    params: Sequence[object] = (),
-    order_by: Sequence[str] = (),
-    batch_rows: int,
-) -> Iterator[list[pa.Array]]:
-    """Batches of `table` as one Arrow string array per column (None for NULL), in `columns`
-    order; `where` uses `?` placeholders. Invalid UTF-8 text fails the read (as on sqlite3)."""
-    with Snapshot(path) as snapshot:
-        for _, texts in snapshot.text_batches(
-            table, columns, where=where, params=params, order_by=order_by, batch_rows=batch_rows
-        ):
-            yield texts
-
-
 class Snapshot:
     """One read transaction on a SQLite file: every query made through it sees the same rows.
 
@@ -159,7 +140,9 @@ class Snapshot:
         batch_rows: int,
         rowid: str | None = None,
     ) -> Iterator[tuple[pa.Array | None, list[pa.Array]]]:
-        """(rowids or None, one text array per column) per batch; see `read_text_batches`."""
+        """Batches of `table` as (rowids or None, one Arrow string array per column, None for
+        NULL, in `columns` order); `where` uses `?` placeholders. Invalid UTF-8 text fails the
+        read (as on sqlite3)."""
         select = [f"{rowid}, 0.0"] if rowid else []
         for name in columns:
             q = _quote(name)

@@ -69,11 +69,13 @@ def _reference(path: Path, where: str = "", params: tuple = ()) -> list[list]:
 
 
 def _read(path: Path, **kwargs) -> list[list]:
-    batches = list(
-        sqlite_arrow.read_text_batches(
-            path, "t", ["a", "b", "c", "d d", "e"], batch_rows=BATCH, **kwargs
-        )
-    )
+    with sqlite_arrow.Snapshot(path) as snapshot:
+        batches = [
+            texts
+            for _, texts in snapshot.text_batches(
+                "t", ["a", "b", "c", "d d", "e"], batch_rows=BATCH, **kwargs
+            )
+        ]
     assert all(len(b[0]) <= BATCH for b in batches)
     return [sum((b[i].to_pylist() for b in batches), []) for i in range(5)]
 
