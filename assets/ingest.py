@@ -10,7 +10,7 @@ import dagster as dg
 from assets.resources import CrmResource
 from crm.ingest.errors import SourceError
 from crm.ingest.loader import Loader
-from crm.run_state import FORCE_TAG, unchanged_since
+from crm.run_state import FORCE_TAG, is_forced, unchanged_since
 from crm.schemas import ENTITIES
 from crm.warehouse import connect
 
@@ -56,9 +56,8 @@ def raw_sources(context: dg.AssetExecutionContext, crm: CrmResource):
         except SourceError as exc:
             # One sentence naming the source and the problem; loaded data stays as it was.
             raise dg.Failure(description=str(exc), allow_retries=False) from None
-        forced = (context.run.tags.get(FORCE_TAG) or "").strip().lower() in ("1", "true", "yes")
         previous = None
-        if not forced:
+        if not is_forced(context.run.tags):
             previous = unchanged_since(
                 con,
                 settings=settings,

@@ -43,6 +43,11 @@ COMPLETED_RUNS_DDL = """CREATE TABLE IF NOT EXISTS meta.completed_runs (
 )"""
 
 
+def is_forced(tags: dict[str, str]) -> bool:
+    """The run is tagged to recompute everything (and to check whole tables again)."""
+    return (tags.get(FORCE_TAG) or "").strip().lower() in ("1", "true", "yes")
+
+
 def code_hash(root: Path = ROOT) -> str:
     """Content hash of the pipeline's own source files (not data, not the virtualenv)."""
     digest = hashlib.sha256()

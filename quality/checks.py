@@ -22,6 +22,7 @@ import dagster as dg
 import duckdb
 
 from crm.rules import Rules
+from crm.run_state import is_forced
 from crm.schemas import ENTITY_BY_NAME
 from crm.warehouse import connect
 from quality import gates
@@ -114,9 +115,18 @@ def _raw_outcomes(
     crm = context.resources.crm
     settings, rules = crm.settings(), crm.rules()
     run_id = context.run.run_id
-    validation = validate_entity(con, entity, rules, run_id, settings.timezone, sample_rows)
+    validation = validate_entity(
+        con,
+        entity,
+        rules,
+        run_id,
+        settings.timezone,
+        sample_rows,
+        whole_table=is_forced(context.run.tags),
+    )
     suite = suite_outcome(validation.results, f"raw.{entity}")
     suite.metadata["rows_checked"] = validation.rows_checked
+    suite.metadata["integrity_scope"] = validation.integrity_scope
     yield SOURCE_SUITE, suite
     yield REJECTED_SHARE, gates.rejected_share_gate(con, run_id, entity, rules)
     yield VOLUME_DROP, gates.volume_drop_gate(con, run_id, entity, rules)

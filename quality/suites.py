@@ -36,6 +36,7 @@ import pandas as pd
 from crm.rules import Rules
 from crm.schemas import ENTITY_BY_NAME, Column, Entity
 from crm.settings import today_in
+from quality.verified import Scope, definition_hash, record_verified, scope_for
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -242,13 +243,23 @@ class IntegrityProperty:
     violations_sql: str
 
 
-def integrity_properties(entity: Entity) -> list[IntegrityProperty]:
+def integrity_properties(entity: Entity, scope: Scope | None = None) -> list[IntegrityProperty]:
+    """The properties of `raw.<entity>`, over the rows `scope` names (default: all of them).
+
+    With a scope of added rows each property reads only what can break it (quality/verified.py):
+    the added rows themselves, and for the latest-version property every row of their ids."""
     table, id_col = f"raw.{entity.name}", _quoted(entity.id_column)
+    rows = scope.added_rows(table) if scope else table
+    ids_among = (
+        ""
+        if scope is None or scope.whole_table
+        else f"AND {id_col} IN (SELECT {id_col} FROM {rows})"
+    )
     found = [
         IntegrityProperty(
             f"{entity.id_column}_missing",
             f"rows of {table} without {entity.id_column}",
-            f"SELECT CAST(_load_seq AS VARCHAR) AS key FROM {table} WHERE {id_col} IS NULL",
+            f"SELECT CAST(_load_seq AS VARCHAR) AS key FROM {rows} WHERE {id_col} IS NULL",
         ),
         IntegrityProperty(
             f"{entity.id_column}_not_unique_after_latest_wins",
@@ -259,7 +270,7 @@ def integrity_properties(entity: Entity) -> list[IntegrityProperty]:
             f"""SELECT key FROM (
                     SELECT {id_col} AS key, max(_load_seq, 2) AS top,
                            count(*) - count(_load_seq) AS unordered
-                    FROM {table} WHERE {id_col} IS NOT NULL GROUP BY 1)
+                    FROM {table} WHERE {id_col} IS NOT NULL {ids_among} GROUP BY 1)
                 WHERE unordered > 0 OR (len(top) = 2 AND top[1] = top[2])""",
         ),
     ]
@@ -272,12 +283,17 @@ def integrity_properties(entity: Entity) -> list[IntegrityProperty]:
                 f"{column}_not_in_{parent_name}",
                 f"{table} rows whose {column} is not a known {parent_name} id",
                 f"""SELECT c.{id_col} || ' -> ' || coalesce(c.{_quoted(column)}, 'null') AS key
-                    FROM {table} c WHERE NOT EXISTS (
+                    FROM {rows} c WHERE NOT EXISTS (
                         SELECT 1 FROM raw.{parent_name} p
                         WHERE p.{_quoted(parent.id_column)} = c.{_quoted(column)})""",
             )
         )
     return found
+
+
+def integrity_definitions(entity: Entity) -> str:
+    """Hash of the whole-table properties: when they change, a verified watermark is void."""
+    return definition_hash([p.violations_sql for p in integrity_properties(entity)])
 
 
 def integrity_facts(
@@ -328,6 +344,7 @@ class EntityValidation:
     rows_checked: int
     load_date: date
     results: list[ExpectationSuiteValidationResult]
+    integrity_scope: str  # which rows the integrity suite read, and why
 
     @property
     def success(self) -> bool:
@@ -341,15 +358,23 @@ def validate_entity(
     run_id: str,
     timezone: str,
     sample_rows: int = DEFAULT_SAMPLE_ROWS,
+    *,
+    whole_table: bool = False,
 ) -> EntityValidation:
-    """Both suites of one entity against the warehouse, for the run `run_id`."""
+    """Both suites of one entity against the warehouse, for the run `run_id`.
+
+    The integrity suite reads the rows added since the table last passed it, or the whole table
+    (`whole_table`, or see quality/verified.py); when it passes, the table is recorded as
+    verified up to its newest row."""
     entity = ENTITY_BY_NAME[entity_name]
     load_date = load_date_of_run(con, entity, run_id, timezone)
     sample = run_sample(con, entity, run_id, timezone, sample_rows)
-    properties = integrity_properties(entity)
+    definitions = integrity_definitions(entity)
+    scope = scope_for(con, entity, definitions, whole=whole_table)
+    properties = integrity_properties(entity, scope)
     facts, examples = integrity_facts(con, properties)
-    results = [
-        validate(sample, row_suite(entity, rules, load_date)),
-        validate(facts, integrity_suite(entity, properties, examples)),
-    ]
-    return EntityValidation(entity_name, len(sample), load_date, results)
+    integrity = validate(facts, integrity_suite(entity, properties, examples))
+    if integrity.success:
+        record_verified(con, scope, definitions, run_id)
+    results = [validate(sample, row_suite(entity, rules, load_date)), integrity]
+    return EntityValidation(entity_name, len(sample), load_date, results, scope.reason)

@@ -126,6 +126,33 @@ def test_good_load_passes_every_raw_check_and_runs_downstream(tmp_path):
     assert recorded == (10, 10)
 
 
+def _integrity_scopes(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    return {
+        e.asset_key.to_user_string(): e.metadata["integrity_scope"].value
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "source_suite"
+    }
+
+
+def test_a_later_run_checks_integrity_on_added_rows_and_a_forced_run_on_whole_tables(tmp_path):
+    assets = [_upstream(Decimal("100.00")), dbt_like, *raw_checks(RAW_KEYS)]
+    resources = {"crm": _resource(tmp_path)}
+    first = dg.materialize(assets, resources=resources)
+    assert _integrity_scopes(first) == {
+        "raw/customers": "not verified before",
+        "raw/orders": "not verified before",
+    }
+    # customers C1 and order O1 again: one row each, load_seq 1 and 2 in the first run
+    second = dg.materialize(assets, resources=resources)
+    assert second.success
+    assert _integrity_scopes(second) == {
+        "raw/customers": "rows added after load_seq 1",
+        "raw/orders": "rows added after load_seq 2",
+    }
+    forced = dg.materialize(assets, resources=resources, tags={"crm/force": "true"})
+    assert set(_integrity_scopes(forced).values()) == {"forced run"}
+
+
 def test_blocking_failure_stops_the_downstream_asset(tmp_path):
     result = dg.materialize(
         [_upstream(Decimal("-1.00")), dbt_like, *raw_checks(RAW_KEYS)],
