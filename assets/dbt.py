@@ -2,20 +2,38 @@
 
 dbt tests surface as asset checks; a failing test fails the dbt step, so nothing downstream of a
 bad mart runs in that run (write-audit-publish: publication is the last step).
+
+The uniqueness and reference tests of the incremental staging models read only the rows staged
+since their last passing build (dbt_project/macros/verified.sql): this step tells dbt the
+watermarks (`--vars verified_since`) and records new ones after a build whose tests all passed.
 """
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from assets.resources import CrmResource
+from crm.run_state import is_forced
+from crm.schemas import ENTITY_BY_NAME
+from crm.warehouse import connect
+from quality.verified import Scope, record_verified, scope_for
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+DAILY_EXCLUDE = "tag:structural"
+# Incremental staging model -> the raw entity it holds one current row per id of.
+VERIFIED_STAGING = {
+    "stg_shop__orders": "orders",
+    "stg_shop__payments": "payments",
+    "stg_crm__interactions": "interactions",
+}
 
 
 def dbt_executable() -> str:
@@ -73,6 +91,50 @@ def prepare_manifest(project: DbtProject) -> Path:
     return project.manifest_path
 
 
+def staging_definitions(timezone: str) -> str:
+    """Hash of the dbt project's models, macros, tests and settings and of the time zone (a new
+    one restages every row): a change voids every staging watermark, so the next build tests
+    whole tables once."""
+    digest = hashlib.sha256(timezone.encode())
+    paths = [DBT_PROJECT_DIR / "dbt_project.yml"]
+    for folder in ("models", "macros", "tests"):
+        paths += sorted(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
+    for path in paths:
+        digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def staging_scopes(warehouse: Path, definitions: str, *, whole: bool) -> dict[str, Scope]:
+    """Which staged rows each incremental staging model's tests must read in this build."""
+    with connect(warehouse) as con:
+        return {
+            model: scope_for(
+                con, ENTITY_BY_NAME[entity], definitions, whole=whole, subject=f"staging.{model}"
+            )
+            for model, entity in VERIFIED_STAGING.items()
+        }
+
+
+def models_whose_tests_passed(
+    manifest: Mapping[str, Any], run_results: Mapping[str, Any], models: list[str]
+) -> list[str]:
+    """Models of `models` all of whose data tests ran in this build and passed. A build of a
+    selection may not run them all; only a model whose every test passed may be recorded."""
+    status = {r["unique_id"]: r["status"] for r in run_results.get("results", [])}
+    passed = []
+    for model in models:
+        model_id = f"model.customer_intel.{model}"
+        tests = [
+            uid
+            for uid, node in manifest.get("nodes", {}).items()
+            if node.get("resource_type") == "test" and node.get("attached_node") == model_id
+        ]
+        if tests and all(status.get(uid) == "pass" for uid in tests):
+            passed.append(model)
+    return passed
+
+
 class CrmDbtTranslator(DagsterDbtTranslator):
     """dbt sources `raw.<table>` are the ingest assets `raw/<table>`; models keep their names."""
 
@@ -91,6 +153,8 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         project=project,
         dagster_dbt_translator=CrmDbtTranslator(),
         name="dbt_models",
+        # tests that hold by construction run in the test suite, not daily (see the yml)
+        exclude=DAILY_EXCLUDE,
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, crm: CrmResource):
         """`dbt build` for this run's as_of and rules: models, then their tests."""
@@ -102,6 +166,11 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
             "timezone": settings.timezone,
             "crm": rules.dbt_vars(),
         }
+        definitions = staging_definitions(settings.timezone)
+        scopes = staging_scopes(settings.warehouse, definitions, whole=is_forced(context.run.tags))
+        dbt_vars["verified_since"] = {m: s.since for m, s in scopes.items() if s.since is not None}
+        for model, scope in scopes.items():
+            context.log.info(f"{model} uniqueness and reference tests read: {scope.reason}")
         # The dbt subprocess inherits this process's environment: point it at this run's file.
         os.environ["CRM_WAREHOUSE"] = str(settings.warehouse)
         context.log.info(f"dbt build for as_of {as_of} on {settings.warehouse}")
@@ -109,10 +178,20 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         args = ["build", "--exclude-resource-type", "unit_test"]
         # One fixed target folder (runs never overlap: one writer), instead of a new folder per
         # run that would pile up under target/ on a daily schedule.
-        yield from dbt.cli(
+        invocation = dbt.cli(
             [*args, "--vars", json.dumps(dbt_vars, ensure_ascii=False)],
             context=context,
             target_path=Path("target") / "run",
-        ).stream()
+        )
+        yield from invocation.stream()
+        # Reached only when dbt succeeded (a failing test raises above).
+        verified = models_whose_tests_passed(
+            invocation.manifest, invocation.get_artifact("run_results.json"), list(scopes)
+        )
+        with connect(settings.warehouse) as con:
+            for model in verified:
+                record_verified(con, scopes[model], definitions, context.run_id)
+        if verified:
+            context.log.info(f"tests passed: {', '.join(verified)} verified to this run's rows")
 
     return dbt_models

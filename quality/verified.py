@@ -44,6 +44,7 @@ class Scope:
     after `since`. `top` and `parent_top` are the highest `_load_seq` when the scope was taken:
     the watermarks a passing check records."""
 
+    subject: str  # what was verified: `raw.<entity>`, or a dbt model over it
     entity: str
     parent: str | None
     since: int | None
@@ -86,23 +87,33 @@ def base_rows(con: duckdb.DuckDBPyConnection, entity: str, watermark: int) -> in
 
 
 def scope_for(
-    con: duckdb.DuckDBPyConnection, entity: Entity, definitions: str, *, whole: bool = False
+    con: duckdb.DuckDBPyConnection,
+    entity: Entity,
+    definitions: str,
+    *,
+    whole: bool = False,
+    subject: str | None = None,
 ) -> Scope:
-    """The rows the integrity properties of `entity` must read this time (module docstring)."""
+    """The rows the checks of `subject` (default `raw.<entity>`) must read this time.
+
+    A subject other than the raw table is a model holding one row per id of `raw.<entity>` with
+    the raw `_load_seq` of that version (the incremental staging models): the same rows are
+    "added since" in both, so the same watermark rules apply (module docstring)."""
+    subject = subject or f"raw.{entity.name}"
     con.execute(VERIFIED_DDL)
     parent = entity.parent[0] if entity.parent else None
     top = _top(con, entity.name)
     parent_top = _top(con, parent) if parent else None
 
     def whole_table(reason: str) -> Scope:
-        return Scope(entity.name, parent, None, top, parent_top, reason)
+        return Scope(subject, entity.name, parent, None, top, parent_top, reason)
 
     if whole:
         return whole_table("forced run")
     row = con.execute(
         """SELECT definition_hash, load_seq, base_rows, parent_load_seq, parent_base_rows
            FROM meta.verified_through WHERE subject = ?""",
-        [f"raw.{entity.name}"],
+        [subject],
     ).fetchone()
     if row is None:
         return whole_table("not verified before")
@@ -112,8 +123,10 @@ def scope_for(
     if base_rows(con, entity.name, since) != base:
         return whole_table(f"rows at or below load_seq {since} changed since verified")
     if parent and base_rows(con, parent, parent_since) != parent_base:
-        return whole_table(f"{parent} rows changed since raw.{entity.name} was verified")
-    return Scope(entity.name, parent, since, top, parent_top, f"rows added after load_seq {since}")
+        return whole_table(f"{parent} rows changed since {subject} was verified")
+    return Scope(
+        subject, entity.name, parent, since, top, parent_top, f"rows added after load_seq {since}"
+    )
 
 
 def record_verified(
@@ -126,7 +139,7 @@ def record_verified(
     con.execute(
         "INSERT OR REPLACE INTO meta.verified_through VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            f"raw.{scope.entity}",
+            scope.subject,
             definitions,
             scope.top,
             base_rows(con, scope.entity, scope.top),

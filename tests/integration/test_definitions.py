@@ -31,6 +31,38 @@ def test_dbt_models_and_tests_are_assets_and_checks():
     assert profile in checks  # dbt tests on the mart surface as asset checks
 
 
+def test_daily_dbt_tests_leave_out_only_the_structural_ones():
+    """Tests tagged `structural` (a key of a filter or GROUP BY) run in the test suite; every
+    other dbt data test is a check of the daily run, the `*_since_verified` ones included."""
+    import yaml
+
+    from assets.dbt import DBT_PROJECT_DIR
+
+    names = {c.name for c in defs.resolve_asset_graph().asset_check_keys}
+    assert "unique_since_verified_stg_crm__interactions_interaction_id" in names
+    assert "unique_stg_crm__customers_customer_id" in names
+    intermediate = yaml.safe_load(
+        (DBT_PROJECT_DIR / "models/intermediate/_intermediate__models.yml").read_text("utf-8")
+    )
+    structural = []
+    for model in intermediate["models"]:
+        tests = [(t, None) for t in model.get("data_tests", [])]
+        tests += [(t, c["name"]) for c in model.get("columns", []) for t in c.get("data_tests", [])]
+        for test, column in tests:
+            if isinstance(test, dict):
+                ((kind, spec),) = test.items()
+                if "structural" in spec.get("config", {}).get("tags", []):
+                    structural.append((kind, model["name"], column))
+    assert sorted(structural) == [
+        ("unique", "int_orders_billed", "order_id"),
+        ("unique", "int_orders_completed", "order_id"),
+        ("unique_combination_of_columns", "int_purchase_dates_collapsed", None),
+    ]
+    assert not any(n.startswith("unique_int_orders_") for n in names)
+    assert not any("int_purchase_dates_collapsed" in n for n in names)
+    assert "not_null_int_orders_billed_order_id" in names  # only the tagged test is left out
+
+
 def test_history_job_never_sends_alerts():
     job = defs.resolve_job_def("customer_history")
     names = {node.name for node in job.graph.node_defs}

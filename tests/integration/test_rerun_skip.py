@@ -43,12 +43,42 @@ def _profile_built_at(env: dict[str, str]) -> float:
 SKIPPED = "Nothing changed since the last complete run"
 
 
+def _verified_behind(env: dict[str, str]) -> dict[str, int]:
+    """Per checked subject: how many raw rows lie above its verified watermark (0 = all
+    verified; quality/verified.py and dbt_project/macros/verified.sql)."""
+    with duckdb.connect(env["CRM_WAREHOUSE"], read_only=True) as con:
+        rows = con.execute(
+            "SELECT subject, load_seq FROM meta.verified_through ORDER BY subject"
+        ).fetchall()
+        return {
+            subject: con.execute(
+                f"SELECT count(*) FROM raw.{entity} WHERE _load_seq > ?",
+                [since],
+            ).fetchone()[0]
+            for subject, since in rows
+            for entity in [_ENTITY_OF.get(subject.split(".")[1], subject.split(".")[1])]
+        }
+
+
+_ENTITY_OF = {
+    "stg_shop__orders": "orders",
+    "stg_shop__payments": "payments",
+    "stg_crm__interactions": "interactions",
+}
+EVERY_SUBJECT = {
+    *(f"raw.{e}" for e in ("customers", "sales_reps", "orders", "payments", "interactions")),
+    *(f"staging.{m}" for m in _ENTITY_OF),
+}
+
+
 def test_rerun_without_changes_skips_then_changes_and_force_run_everything(tmp_path):
     env = build_world(tmp_path)
     code, out = _run(env, "--as-of", AS_OF)
     assert code == 0 and SKIPPED not in out
     assert _completed_runs(env) == 1
     published_at = _profile_built_at(env)
+    # raw checks and staging tests passed: every subject verified up to its newest row
+    assert _verified_behind(env) == dict.fromkeys(EVERY_SUBJECT, 0)
 
     # Same as_of, same data, same rules: later steps are skipped, the publication is untouched.
     code, out = _run(env, "--as-of", AS_OF)
@@ -91,6 +121,8 @@ def test_rerun_without_changes_skips_then_changes_and_force_run_everything(tmp_p
         )
     code, out = _run({**env, "CRM_RULES": str(rules)}, "--as-of", "2026-07-01")
     assert code == 0 and SKIPPED not in out
+    # the new order was checked (raw) and tested (staging), so the watermarks moved past it
+    assert _verified_behind(env) == dict.fromkeys(EVERY_SUBJECT, 0)
     with duckdb.connect(env["CRM_WAREHOUSE"], read_only=True) as con:
         assert (
             con.execute("SELECT count(*) FROM raw.orders WHERE order_id = 'O-NEW-1'").fetchone()[0]
