@@ -173,7 +173,8 @@ class CreditRules(_Strict):
 
 class RelationshipRules(_Strict):
     window_days: int = Field(gt=0)
-    quarter_bounds_days: list[int] = Field(min_length=2)
+    # at most 64 periods: the profile counts distinct periods as bits of a 64-bit integer
+    quarter_bounds_days: list[int] = Field(min_length=2, max_length=65)
     partner_channels: list[str]
     partner_min_visits: int = Field(ge=0)
     partner_min_quarters: int = Field(ge=0)

@@ -1,6 +1,8 @@
 """CRM_RULES as a user sets it: a custom file changes results exactly as the README says, and a
 broken file stops the run with a message naming the key."""
 
+from pathlib import Path
+
 import duckdb
 import pytest
 
@@ -70,3 +72,23 @@ def test_thresholds_out_of_order_are_refused(tmp_path, capsys):
     code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
     assert code == 1
     assert "high_share must not exceed medium_share" in err.strip().splitlines()[-1]
+
+
+def test_more_relationship_periods_than_the_profile_can_count_are_refused(tmp_path):
+    """The profile counts distinct periods as bits of a 64-bit integer: 64 periods work, 65 are
+    refused when the rules load, naming the key, not deep inside dbt."""
+    from crm.rules import RulesError, load_rules
+
+    def with_bounds(count: int) -> Path:
+        path = tmp_path / f"bounds{count}.yaml"
+        bounds = ", ".join(str(5 * i) for i in range(count))
+        path.write_text(
+            f"segments:\n  relationship:\n    quarter_bounds_days: [{bounds}]\n"
+            f"    window_days: {5 * (count - 1)}\n",
+            encoding="utf-8",
+        )
+        return path
+
+    assert len(load_rules(with_bounds(65)).segments.relationship.quarter_bounds_days) == 65
+    with pytest.raises(RulesError, match="quarter_bounds_days"):
+        load_rules(with_bounds(66))

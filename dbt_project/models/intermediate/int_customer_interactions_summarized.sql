@@ -29,10 +29,14 @@ with interactions as not materialized (
     from {{ ref('int_interactions_matched') }}
 ),
 
+-- Only outbound dates inside the window can follow up a window order (the follow-up is on or
+-- after the order's date, which is inside the window): 1/3 of all outbound rows at 1M
+-- customers, and the distinct and the ASOF join were 5 of the model's 13 s.
 outbound_dates as (
     select distinct customer_id, occurred_date
     from interactions
     where direction = 'outbound'
+      and days_ago < {{ relationship['window_days'] }}
 ),
 
 window_orders as (
@@ -80,9 +84,11 @@ interaction_measures as (
               and days_ago < {{ relationship['window_days'] }}
               and {{ sql_in_list('channel', relationship['partner_channels']) }}
         ) as outbound_visits_365d,
-        count(distinct relationship_quarter) filter (
-            where direction = 'outbound'
-        ) as outbound_quarters_365d,
+        -- distinct quarters as bits of one integer (crm/rules.py allows at most 64): the same
+        -- count as count(distinct relationship_quarter), without a hash set per customer (−3 s at 1M)
+        coalesce(cast(bit_count(bit_or(1::ubigint << (relationship_quarter - 1)) filter (
+            where direction = 'outbound' and relationship_quarter is not null
+        )) as bigint), 0) as outbound_quarters_365d,
         count(*) filter (
             where direction = 'inbound' and days_ago < {{ relationship['window_days'] }}
         ) as inbound_365d
