@@ -21,7 +21,8 @@ select
     purchase_date - lag(purchase_date) over (
         partition by customer_id order by purchase_date
     ) as gap_days,
-    row_number() over (
-        partition by customer_id order by purchase_date desc
-    ) as recency_rank
+    -- the rank from the end, counted on the same ascending order as the gap (dates are unique
+    -- per customer): one sort of 8.5M rows instead of two, 5.1 -> 4.0 s for cadence at 1M
+    count(*) over (partition by customer_id)
+        - row_number() over (partition by customer_id order by purchase_date) + 1 as recency_rank
 from purchase_dates
