@@ -50,10 +50,12 @@ def churn_risk(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Materi
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
         profile = read_table(con, "marts.customer_profile")
-        segments = read_table(con, "marts.customer_segments")[
-            ["customer_id", "is_key_account", "is_price_sensitive", "value_tier"]
-        ]
-        stages = read_table(con, "marts.customer_lifecycle")[["customer_id", "stage"]]
+        segments = read_table(
+            con,
+            "marts.customer_segments",
+            ["customer_id", "is_key_account", "is_price_sensitive", "value_tier"],
+        )
+        stages = read_table(con, "marts.customer_lifecycle", ["customer_id", "stage"])
         alive, params = p_alive_frame(profile, rules.churn.expected_orders_horizon_days)
         frame = profile.merge(segments, on="customer_id").merge(stages, on="customer_id")
         frame = frame.merge(alive, on="customer_id")

@@ -12,6 +12,7 @@ import pandas as pd
 from assets.resources import CrmResource
 from crm.frames import read_table, replace_as_of, replace_table, table_exists
 from crm.lifecycle import (
+    STAGE_INPUTS,
     advance_history,
     classify_stages,
     lifecycle_flow,
@@ -20,7 +21,7 @@ from crm.lifecycle import (
 )
 from crm.rules import Rules
 from crm.segments import compute_segments
-from crm.summaries import segment_summary
+from crm.summaries import SUMMARY_PROFILE_INPUTS, segment_summary
 from crm.warehouse import connect
 
 PROFILE = dg.AssetKey(["marts", "customer_profile"])
@@ -74,7 +75,7 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
     settings, rules = crm.settings(), crm.rules()
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
-        profile = read_table(con, "marts.customer_profile")
+        profile = read_table(con, "marts.customer_profile", STAGE_INPUTS)
         stages = classify_stages(profile, rules)
         history = (
             read_table(con, "marts.customer_stage_history")
@@ -164,7 +165,7 @@ def segment_summary_table(
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
         segments = read_table(con, "marts.customer_segments")
-        profile = read_table(con, "marts.customer_profile")
+        profile = read_table(con, "marts.customer_profile", SUMMARY_PROFILE_INPUTS)
         lifecycle = read_table(con, "marts.customer_lifecycle")
         summary = segment_summary(segments, profile, lifecycle, as_of)
         con.execute("BEGIN TRANSACTION")

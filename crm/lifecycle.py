@@ -76,6 +76,20 @@ def threshold_days(threshold: Threshold, median_gap_days: np.ndarray) -> np.ndar
     return np.where(np.isnan(median_gap_days), float(threshold.default_days), rhythm)
 
 
+# The profile columns `classify_stages` reads (an absent column reads as all null, so the
+# lifecycle step, which reads only these from the 53-column profile, must list every one).
+STAGE_INPUTS = (
+    "customer_id",
+    "orders_total",
+    "orders_365d",
+    "recency_days",
+    "tenure_days",
+    "median_gap_days",
+    "last_gap_days",
+    "median_gap_before_last_days",
+)
+
+
 def stage_codes(profile: pd.DataFrame, rules: Rules) -> np.ndarray:
     """The first stage of domain.md §2 whose rule matches, per profile row, as an index into
     STAGE_ORDER (strict > on thresholds).

@@ -30,6 +30,8 @@ import pyarrow.compute as pc
 from crm.segments import cents_values, exact_integers, is_missing, text_array
 
 SUMMARY_COLUMNS = ["as_of", "segment_kind", "segment", "customers", "revenue_365d"]
+# The profile columns `segment_summary` reads (the summary step reads only these).
+SUMMARY_PROFILE_INPUTS = ("customer_id", "revenue_365d")
 SEGMENT_KINDS = (
     "value_tier",
     "is_key_account",

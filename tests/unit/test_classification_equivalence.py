@@ -141,6 +141,29 @@ def test_segments_and_stages_equal_the_per_row_results(shape: int) -> None:
     )
 
 
+@pytest.mark.parametrize("shape", [0, 1, 2], ids=["duckdb", "hand_made", "reversed_index"])
+def test_stages_and_summary_need_only_the_profile_columns_their_steps_read(shape: int) -> None:
+    """The lifecycle and summary steps read only STAGE_INPUTS / SUMMARY_PROFILE_INPUTS of the
+    profile; the results equal those from the whole profile, and leaving out any one stage
+    input changes the stages (so the list cannot silently miss one)."""
+    profile = _profiles()[shape]
+    rules = default_rules()
+    stages = lifecycle.classify_stages(profile, rules)
+    pruned = profile[list(lifecycle.STAGE_INPUTS)]
+    pd.testing.assert_frame_equal(lifecycle.classify_stages(pruned, rules), stages)
+    for column in lifecycle.STAGE_INPUTS[1:]:
+        without = lifecycle.classify_stages(profile.drop(columns=column), rules)
+        assert not without.equals(stages), column
+    segs = segments.compute_segments(profile, rules)
+    table = lifecycle.lifecycle_table(None, stages, date(2025, 6, 30), rules)
+    pd.testing.assert_frame_equal(
+        summaries.segment_summary(
+            segs, profile[list(summaries.SUMMARY_PROFILE_INPUTS)], table, date(2025, 6, 30)
+        ),
+        summaries.segment_summary(segs, profile, table, date(2025, 6, 30)),
+    )
+
+
 def test_custom_rules_give_the_per_row_results(tmp_path) -> None:
     rules = _custom_rules(tmp_path)
     for profile in _profiles()[:2]:

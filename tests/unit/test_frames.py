@@ -86,6 +86,20 @@ def test_read_table_matches_duckdb_df(rows: list[tuple]) -> None:
     _assert_same_as_df(con, "t")
 
 
+def test_read_table_of_some_columns_matches_duckdb_df_of_those_columns() -> None:
+    con = duckdb.connect()
+    _make(con, "t", ROWS + [(None,) * len(COLUMNS)])
+    picked = ["m", "b", next(iter(COLUMNS))]  # another order than the table's
+    expected = con.execute(f"SELECT {', '.join(picked)} FROM t").df()
+    actual = read_table(con, "t", picked)
+    assert list(actual.columns) == picked
+    pd.testing.assert_frame_equal(actual, expected, check_exact=True)
+    con.execute("CREATE TABLE u AS SELECT [1, 2] AS l, 'x' AS v, 3 AS n")  # the .df() fallback
+    pd.testing.assert_frame_equal(
+        read_table(con, "u", ["l", "n"]), con.execute("SELECT l, n FROM u").df()
+    )
+
+
 def test_nullable_columns_keep_pandas_nullable_dtypes() -> None:
     """What the Python stages rely on, stated directly: an integer column with a NULL is Int64
     (not float64), a boolean one is `boolean`, a DATE is datetime64, DECIMAL is float64."""
