@@ -53,8 +53,6 @@ NUMERIC_INPUTS = (
     "last_outbound_days",
 )
 
-Row = dict[str, float]
-
 
 @dataclass(frozen=True)
 class Signal:
@@ -62,7 +60,8 @@ class Signal:
 
     name: str
     fires: Callable[[pd.DataFrame, Rules], pd.Series]  # numeric frame -> bool per customer
-    reason: Callable[[Row, Rules], str]  # one fired customer's row -> bilingual sentence
+    # numeric rows of the customers it fired for -> one bilingual sentence each
+    reasons: Callable[[pd.DataFrame, Rules], pd.Series]
 
 
 def _number(values: pd.Series) -> pd.Series:
@@ -89,6 +88,14 @@ def _fmt_number(value: float) -> str:
     return "0" if text == "-0" else text
 
 
+def _texts(values: pd.Series) -> pd.Series:
+    """`fmt` of every value, each distinct value formatted once (a million reasons hold a few
+    thousand distinct numbers)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    formatted = np.array([fmt(v) for v in uniques] + ["-"], dtype=object)
+    return pd.Series(formatted[codes], index=values.index)  # code -1 (null) takes "-"
+
+
 def _overdue_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     rule = rules.churn.signals.overdue
     recency, gap = num["recency_days"], num["median_gap_days"]
@@ -97,18 +104,26 @@ def _overdue_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     return with_rhythm | without_rhythm
 
 
-def _overdue_reason(row: Row, rules: Rules) -> str:
-    recency, gap = fmt(row["recency_days"]), row["median_gap_days"]
-    if pd.isna(gap):
-        limit = fmt(rules.churn.signals.overdue.default_days)
-        return (
-            f"{recency} 天未下单（超过 {limit} 天） / "
-            f"{recency} days since last order (more than {limit})"
-        )
-    return (
-        f"{recency} 天未下单，通常每 {fmt(gap)} 天下单一次 / "
-        f"{recency} days since last order, usually every {fmt(gap)} days"
+def _overdue_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    recency, gap = _texts(num["recency_days"]), _texts(num["median_gap_days"])
+    limit = fmt(rules.churn.signals.overdue.default_days)
+    with_rhythm = (
+        recency
+        + " 天未下单，通常每 "
+        + gap
+        + " 天下单一次 / "
+        + recency
+        + " days since last order, usually every "
+        + gap
+        + " days"
     )
+    without_rhythm = (
+        recency
+        + f" 天未下单（超过 {limit} 天） / "
+        + recency
+        + f" days since last order (more than {limit})"
+    )
+    return with_rhythm.where(num["median_gap_days"].notna(), without_rhythm)
 
 
 def _frequency_drop_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
@@ -118,12 +133,19 @@ def _frequency_drop_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     return (prior >= rule.min_prior_orders) & (num["orders_90d"] < rule.ratio * per_quarter)
 
 
-def _frequency_drop_reason(row: Row, rules: Rules) -> str:
-    recent = fmt(row["orders_90d"])
-    per_quarter = fmt(row["orders_prior_year"] / QUARTERS_PER_YEAR)
+def _frequency_drop_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    recent = _texts(num["orders_90d"])
+    per_quarter = _texts(num["orders_prior_year"] / QUARTERS_PER_YEAR)
     return (
-        f"近一季度 {recent} 单，前一年平均每季度 {per_quarter} 单 / "
-        f"{recent} orders last quarter, {per_quarter} per quarter the year before"
+        "近一季度 "
+        + recent
+        + " 单，前一年平均每季度 "
+        + per_quarter
+        + " 单 / "
+        + recent
+        + " orders last quarter, "
+        + per_quarter
+        + " per quarter the year before"
     )
 
 
@@ -138,12 +160,20 @@ def _spend_drop_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     )
 
 
-def _spend_drop_reason(row: Row, rules: Rules) -> str:
-    recent = fmt(row["revenue_90d"])
-    per_quarter = fmt(row["revenue_prior_year"] / QUARTERS_PER_YEAR)
+def _spend_drop_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    recent = _texts(num["revenue_90d"])
+    per_quarter = _texts(num["revenue_prior_year"] / QUARTERS_PER_YEAR)
     return (
-        f"近一季度消费 {recent} 元，前一年平均每季度 {per_quarter} 元 / "
-        f"spent {recent} last quarter, {per_quarter} per quarter the year before"
+        "近一季度消费 "
+        + recent
+        + " 元，前一年平均每季度 "
+        + per_quarter
+        + " 元 / "
+        + "spent "
+        + recent
+        + " last quarter, "
+        + per_quarter
+        + " per quarter the year before"
     )
 
 
@@ -151,9 +181,9 @@ def _complaints_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     return num["complaints_90d"] >= rules.churn.signals.complaints.min_complaints
 
 
-def _complaints_reason(row: Row, rules: Rules) -> str:
-    days, count = fmt(rules.profile.recent_days), fmt(row["complaints_90d"])
-    return f"近 {days} 天投诉 {count} 次 / {count} complaints in the last {days} days"
+def _complaints_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    days, count = fmt(rules.profile.recent_days), _texts(num["complaints_90d"])
+    return f"近 {days} 天投诉 " + count + " 次 / " + count + f" complaints in the last {days} days"
 
 
 def _low_satisfaction_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
@@ -161,11 +191,15 @@ def _low_satisfaction_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     return num["avg_satisfaction_90d"] <= limit
 
 
-def _low_satisfaction_reason(row: Row, rules: Rules) -> str:
-    days, score = fmt(rules.profile.recent_days), fmt(row["avg_satisfaction_90d"])
+def _low_satisfaction_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    days, score = fmt(rules.profile.recent_days), _texts(num["avg_satisfaction_90d"])
     return (
-        f"近 {days} 天平均满意度 {score} 分（满分 5） / "
-        f"average satisfaction {score} of 5 in the last {days} days"
+        f"近 {days} 天平均满意度 "
+        + score
+        + " 分（满分 5） / "
+        + "average satisfaction "
+        + score
+        + f" of 5 in the last {days} days"
     )
 
 
@@ -174,11 +208,16 @@ def _low_p_alive_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     return (num["purchase_days"] >= rule.min_purchase_days) & (num["p_alive"] < rule.max_p_alive)
 
 
-def _low_p_alive_reason(row: Row, rules: Rules) -> str:
-    percent = fmt(round(row["p_alive"] * 100))
+def _low_p_alive_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    # np.round halves to even, as Python's round() does
+    percent = _texts(np.round(num["p_alive"] * 100))
     return (
-        f"模型估计仍为活跃客户的概率仅 {percent}% / "
-        f"model puts the chance the customer is still active at {percent}%"
+        "模型估计仍为活跃客户的概率仅 "
+        + percent
+        + "% / "
+        + "model puts the chance the customer is still active at "
+        + percent
+        + "%"
     )
 
 
@@ -189,25 +228,29 @@ def _neglected_key_account_fires(num: pd.DataFrame, rules: Rules) -> pd.Series:
     return num["is_key_account"] & (days.isna() | (days >= limit))
 
 
-def _neglected_key_account_reason(row: Row, rules: Rules) -> str:
-    days = row["last_outbound_days"]
-    if pd.isna(days):
-        return "大客户，从未主动联系 / key account, never contacted by us"
-    return (
-        f"大客户，已 {fmt(days)} 天未主动联系 / "
-        f"key account, no outbound contact for {fmt(days)} days"
+def _neglected_key_account_reasons(num: pd.DataFrame, rules: Rules) -> pd.Series:
+    days = _texts(num["last_outbound_days"])
+    contacted = (
+        "大客户，已 "
+        + days
+        + " 天未主动联系 / "
+        + "key account, no outbound contact for "
+        + days
+        + " days"
     )
+    never = "大客户，从未主动联系 / key account, never contacted by us"
+    return contacted.where(num["last_outbound_days"].notna(), never)
 
 
 # In the order of domain.md §4's table: `signals` and `reasons` list them in this order.
 SIGNALS: tuple[Signal, ...] = (
-    Signal("overdue", _overdue_fires, _overdue_reason),
-    Signal("frequency_drop", _frequency_drop_fires, _frequency_drop_reason),
-    Signal("spend_drop", _spend_drop_fires, _spend_drop_reason),
-    Signal("complaints", _complaints_fires, _complaints_reason),
-    Signal("low_satisfaction", _low_satisfaction_fires, _low_satisfaction_reason),
-    Signal("low_p_alive", _low_p_alive_fires, _low_p_alive_reason),
-    Signal("neglected_key_account", _neglected_key_account_fires, _neglected_key_account_reason),
+    Signal("overdue", _overdue_fires, _overdue_reasons),
+    Signal("frequency_drop", _frequency_drop_fires, _frequency_drop_reasons),
+    Signal("spend_drop", _spend_drop_fires, _spend_drop_reasons),
+    Signal("complaints", _complaints_fires, _complaints_reasons),
+    Signal("low_satisfaction", _low_satisfaction_fires, _low_satisfaction_reasons),
+    Signal("low_p_alive", _low_p_alive_fires, _low_p_alive_reasons),
+    Signal("neglected_key_account", _neglected_key_account_fires, _neglected_key_account_reasons),
 )
 
 
@@ -216,10 +259,6 @@ def _numeric_inputs(scored: pd.DataFrame) -> pd.DataFrame:
     num = pd.DataFrame({name: _number(scored[name]) for name in NUMERIC_INPUTS})
     num["is_key_account"] = _flag(scored["is_key_account"])
     return num
-
-
-def _append(joined: list[str], index: int, item: str, sep: str) -> None:
-    joined[index] = item if joined[index] == "" else joined[index] + sep + item
 
 
 def score_churn(frame: pd.DataFrame, rules: Rules, as_of: date) -> pd.DataFrame:
@@ -233,28 +272,30 @@ def score_churn(frame: pd.DataFrame, rules: Rules, as_of: date) -> pd.DataFrame:
     fired_by_signal = [
         (signal, signal.fires(num, rules).fillna(False).to_numpy(dtype=bool)) for signal in SIGNALS
     ]
-    any_fired = np.logical_or.reduce([fired for _, fired in fired_by_signal])
-    # Reasons are formatted row by row, but only for customers with at least one signal.
-    rows = dict(zip(np.flatnonzero(any_fired), num.loc[any_fired].to_dict("records"), strict=True))
     score = np.zeros(len(scored), dtype="int64")
-    signals = [""] * len(scored)
-    reasons = [""] * len(scored)
+    signals = np.full(len(scored), "", dtype=object)
+    reasons = np.full(len(scored), "", dtype=object)
     for signal, fired in fired_by_signal:
         score += np.where(fired, getattr(rules.churn.signals, signal.name).weight, 0)
-        for index in np.flatnonzero(fired):
-            _append(signals, index, signal.name, ",")
-            _append(reasons, index, signal.reason(rows[index], rules), "\n")
+        if not fired.any():
+            continue
+        index = np.flatnonzero(fired)
+        texts = signal.reasons(num.iloc[index], rules).to_numpy(dtype=object)
+        held, said = signals[index], reasons[index]
+        signals[index] = np.where(held == "", signal.name, held + "," + signal.name)
+        reasons[index] = np.where(said == "", texts, said + "\n" + texts)
     risk_score = np.minimum(score, rules.churn.max_score)
+    levels = {int(s): rules.churn.level(int(s)) for s in np.unique(risk_score)}
     result = pd.DataFrame(
         {
             "customer_id": scored["customer_id"].astype(str),
             "as_of": pd.Series([as_of] * len(scored), dtype="object"),
             "risk_score": pd.Series(risk_score, dtype="int64"),
-            "risk_level": [rules.churn.level(int(s)) for s in risk_score],
+            "risk_level": [levels[s] for s in risk_score.tolist()],
             "p_alive": num["p_alive"],
             "expected_orders_90d": _number(scored["expected_orders_90d"]),
-            "signals": signals,
-            "reasons": reasons,
+            "signals": list(signals),
+            "reasons": list(reasons),
         }
     )
     return result.sort_values("customer_id", kind="stable").reset_index(drop=True)[

@@ -268,3 +268,51 @@ def test_output_columns_and_passthrough_of_model_values() -> None:
     assert row_b["as_of"] == AS_OF
     assert row_b["p_alive"] == pytest.approx(0.42)
     assert row_b["expected_orders_90d"] == pytest.approx(1.25)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_signals_and_reasons_equal_the_per_row_sentences(seed: int) -> None:
+    """The vectorised reasons against the frozen per-row sentences (tests/unit/_legacy_churn.py)
+    on random customers: nulls, halves (x.5 rounds to even), large amounts, all signals."""
+    import numpy as np
+
+    from tests.unit._legacy_churn import REASONS
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+
+    def numbers(low: float, high: float, decimals: int, null_share: float = 0.1) -> list:
+        values = np.round(rng.uniform(low, high, n), decimals)
+        return [None if rng.random() < null_share else float(v) for v in values]
+
+    rows = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(n)],
+            "stage": rng.choice(["active", "at_risk", "loyal", "new", "won_back"], n),
+            "recency_days": numbers(0, 400, 0),
+            "median_gap_days": numbers(1, 120, 1, 0.3),
+            "orders_prior_year": numbers(0, 30, 0),
+            "orders_90d": numbers(0, 10, 0),
+            "revenue_prior_year": numbers(0, 1e7, 2),
+            "revenue_90d": numbers(0, 1e6, 2),
+            "complaints_90d": numbers(0, 5, 0),
+            "avg_satisfaction_90d": numbers(1, 5, 3),
+            "purchase_days": numbers(0, 40, 0),
+            "last_outbound_days": numbers(0, 200, 0, 0.3),
+            "is_key_account": rng.random(n) < 0.3,
+            "p_alive": [0.005 * k for k in rng.integers(0, 200, n)],  # k/2 % halves
+            "expected_orders_90d": numbers(0, 5, 2),
+        }
+    )
+    rules = default_rules()
+    risk = score_churn(rows, rules, AS_OF).set_index("customer_id")
+    fired = 0
+    for row in rows.to_dict("records"):
+        numeric = {k: (np.nan if v is None else v) for k, v in row.items()}
+        names = risk.at[row["customer_id"], "signals"]
+        expected = "\n".join(REASONS[s](numeric, rules) for s in names.split(",") if s)
+        assert risk.at[row["customer_id"], "reasons"] == expected, row
+        fired += bool(names)
+    assert fired > n // 2  # most customers fire something, so the sentences were compared
+    assert {s for names in risk["signals"] for s in names.split(",") if s} == set(REASONS)
+    assert str(risk["reasons"].dtype) == str(pd.Series(["x"]).dtype)
