@@ -12,10 +12,9 @@ Writers share one DuckDB file, so every job runs in one process, one step at a t
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from assets import alerts, churn, classification, ingest
-from assets.dbt import build_dbt_assets, dbt_executable, dbt_project
+from assets.dbt import CrmDbtCliResource, build_dbt_assets, dbt_executable, dbt_project
 from assets.publish import build_publish_asset
 from assets.resources import CrmResource
 from pipelines.failure_summary import summarise_failure
@@ -80,7 +79,7 @@ defs = dg.Definitions(
     sensors=[build_landing_sensor(customer_daily)],
     resources={
         "crm": CrmResource(),
-        "dbt": DbtCliResource(
+        "dbt": CrmDbtCliResource(
             project_dir=_project,
             profiles_dir=str(_project.profiles_dir),
             dbt_executable=dbt_executable(),

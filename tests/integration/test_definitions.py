@@ -63,6 +63,30 @@ def test_daily_dbt_tests_leave_out_only_the_structural_ones():
     assert "not_null_int_orders_billed_order_id" in names  # only the tagged test is left out
 
 
+def test_dbt_resource_skips_dagster_dbts_start_up_work_without_changing_the_version():
+    """CrmDbtCliResource answers dagster-dbt's version question from the installed package
+    (the same answer as `dbt --version`) and loads no adapter; both hooks are still what the
+    pinned dagster-dbt calls before every dbt command."""
+    import inspect
+    import re
+    import subprocess
+
+    from dagster_dbt import DbtCliResource
+
+    from assets.dbt import CrmDbtCliResource
+
+    resource = defs.resources["dbt"]
+    assert isinstance(resource, CrmDbtCliResource)
+    printed = subprocess.run(
+        [resource.dbt_executable, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert str(resource._cli_version) == re.search(r"(\d+\.\d+\.\d+)", printed).group(1)
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
+    cli_source = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli_source
+    assert "self._initialize_dbt_core_adapter(" in cli_source
+
+
 def test_history_job_never_sends_alerts():
     job = defs.resolve_job_def("customer_history")
     names = {node.name for node in job.graph.node_defs}
