@@ -10,7 +10,6 @@ import duckdb
 import pytest
 
 from crm.rules import default_rules
-from crm.warehouse import ensure_schema
 from quality import gates
 from quality.checks import (
     allowed_values,
@@ -23,14 +22,6 @@ from quality.results import blocking_failures, failed_checks, record_check
 
 RULES = default_rules()
 TZ = "Asia/Shanghai"
-
-
-@pytest.fixture
-def con(tmp_path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
-    ensure_schema(connection)
-    yield connection
-    connection.close()
 
 
 def audit(con, run_id, entity, source, read, loaded, rejected, duplicate, loaded_at):

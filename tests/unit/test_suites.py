@@ -18,7 +18,7 @@ import pytest
 
 from crm.rules import default_rules
 from crm.schemas import ENTITY_BY_NAME
-from crm.warehouse import ensure_schema, raw_table_columns
+from crm.warehouse import raw_table_columns
 from quality.gx_adapter import suite_outcome, to_asset_check_result
 from quality.results import WARN, CheckOutcome
 from quality.suites import integrity_properties, validate_entity
@@ -105,14 +105,6 @@ def rep(rid: str, **over: Any) -> dict[str, Any]:
         "email": f"{rid.lower()}@example.com",
         "active": True,
     } | over
-
-
-@pytest.fixture
-def con(tmp_path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
-    ensure_schema(connection)
-    yield connection
-    connection.close()
 
 
 def good_world(con: duckdb.DuckDBPyConnection) -> None:

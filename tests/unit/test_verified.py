@@ -22,14 +22,6 @@ from tests.unit.test_suites import TZ, customer, insert_raw, order, payment
 INTEGRITY = 1  # position of the integrity suite's result in EntityValidation.results
 
 
-@pytest.fixture
-def con(tmp_path) -> duckdb.DuckDBPyConnection:
-    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
-    ensure_schema(connection)
-    yield connection
-    connection.close()
-
-
 def whole_table_counts(con: duckdb.DuckDBPyConnection, entity: str) -> dict[str, int]:
     facts, _ = integrity_facts(con, integrity_properties(ENTITY_BY_NAME[entity]))
     return {name: int(facts[name][0]) for name in facts.columns}
