@@ -17,8 +17,9 @@ The watermark (`meta.verified_through`) advances only when every property passed
 row is read again by every later run until it is fixed. The whole table is read instead when
 there is no watermark yet, when the property definitions changed, when the rows at or below the
 watermark are no longer the ones verified (a row deleted, or inserted with an old `_load_seq`
-other than by a release) — in the table or in its parent table, e.g. a customer erased under
-their orders — or when the run is forced (`crm/force=true`).
+other than by a release: noticed by their count, so a deletion matched exactly by such an
+insertion is not) — in the table or in its parent table, e.g. a customer erased under their
+orders — or when the run is forced (`crm/force=true`, what to do after editing raw by hand).
 """
 
 from __future__ import annotations
