@@ -24,7 +24,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from packaging import version
 
 from assets.resources import CrmResource
-from crm.run_state import is_forced
+from crm.run_state import content_hash, is_forced
 from crm.schemas import ENTITY_BY_NAME
 from crm.warehouse import connect
 from quality.verified import Scope, record_verified, scope_for
@@ -119,14 +119,8 @@ def staging_definitions(timezone: str) -> str:
     """Hash of the dbt project's models, macros, tests and settings and of the time zone (a new
     one restages every row): a change voids every staging watermark, so the next build tests
     whole tables once."""
-    digest = hashlib.sha256(timezone.encode())
-    paths = [DBT_PROJECT_DIR / "dbt_project.yml"]
-    for folder in ("models", "macros", "tests"):
-        paths += sorted(p for p in (DBT_PROJECT_DIR / folder).rglob("*") if p.is_file())
-    for path in paths:
-        digest.update(path.relative_to(DBT_PROJECT_DIR).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    files = content_hash(DBT_PROJECT_DIR, ("dbt_project.yml", "models", "macros", "tests"))
+    return hashlib.sha256(f"{timezone}\n{files}".encode()).hexdigest()
 
 
 def staging_scopes(warehouse: Path, definitions: str, *, whole: bool) -> dict[str, Scope]:

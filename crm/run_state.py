@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
@@ -48,19 +49,32 @@ def is_forced(tags: dict[str, str]) -> bool:
     return (tags.get(FORCE_TAG) or "").strip().lower() in ("1", "true", "yes")
 
 
-def code_hash(root: Path = ROOT) -> str:
-    """Content hash of the pipeline's own source files (not data, not the virtualenv)."""
+def content_hash(
+    root: Path, entries: Sequence[str], suffixes: Collection[str] | None = None
+) -> str:
+    """SHA-256 of the files under `entries` (folders or files, relative to `root`): each file's
+    relative path and bytes, in a fixed order; `suffixes` keeps only those file types.
+
+    Why one function: the run fingerprint (`code_hash`) and the staging tests' definitions
+    (assets/dbt.py) must both change exactly when a file they cover changes, and skip the same
+    things (`__pycache__`, folders that do not exist)."""
     digest = hashlib.sha256()
-    for folder in CODE_DIRS:
-        base = root / folder
-        if not base.exists():
-            continue
-        for path in sorted(p for p in base.rglob("*") if p.suffix in CODE_SUFFIXES):
-            if "__pycache__" in path.parts:
+    for entry in entries:
+        base = root / entry
+        paths = [base] if base.is_file() else sorted(base.rglob("*")) if base.is_dir() else []
+        for path in paths:
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            if suffixes is not None and path.suffix not in suffixes:
                 continue
             digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def code_hash(root: Path = ROOT) -> str:
+    """Content hash of the pipeline's own source files (not data, not the virtualenv)."""
+    return content_hash(root, CODE_DIRS, CODE_SUFFIXES)
 
 
 def _settings_view(settings: Settings) -> dict[str, Any]:
