@@ -54,13 +54,26 @@ def test_daily_dbt_tests_leave_out_only_the_structural_ones():
                 if "structural" in spec.get("config", {}).get("tags", []):
                     structural.append((kind, model["name"], column))
     assert sorted(structural) == [
+        ("not_null", "int_customers_enriched", "customer_id"),
+        ("not_null", "int_customers_enriched", "industry"),
+        ("not_null", "int_customers_enriched", "region"),
+        ("not_null", "int_orders_billed", "order_id"),
+        ("not_null", "int_orders_billed", "paid_days"),
+        ("unique", "int_customers_enriched", "customer_id"),
         ("unique", "int_orders_billed", "order_id"),
         ("unique", "int_orders_completed", "order_id"),
         ("unique_combination_of_columns", "int_purchase_dates_collapsed", None),
     ]
     assert not any(n.startswith("unique_int_orders_") for n in names)
     assert not any("int_purchase_dates_collapsed" in n for n in names)
-    assert "not_null_int_orders_billed_order_id" in names  # only the tagged test is left out
+    assert not any("int_orders_billed" in n or "int_customers_enriched" in n for n in names)
+    # only the tagged tests are left out: the profile checks the same customer columns daily
+    assert "not_null_int_orders_completed_order_id" in names
+    assert {
+        "unique_customer_profile_customer_id",
+        "not_null_customer_profile_region",
+        "not_null_customer_profile_industry",
+    } <= names
 
 
 def test_dbt_resource_skips_dagster_dbts_start_up_work_without_changing_the_version():
