@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import duckdb
 import pandas as pd
@@ -152,34 +152,25 @@ def _candidates(risk: pd.DataFrame, customers: pd.DataFrame, rules: Rules) -> pd
     return merged.loc[wanted].reset_index(drop=True)
 
 
-History = dict[str, list[tuple[date, str]]]
-
-
-def _blocking_history(outbox: pd.DataFrame | None) -> History:
-    """customer_id -> (as_of, risk_level) of its previous alerts that can start a cooldown."""
-    history: History = {}
+def cooldown_ranks(outbox: pd.DataFrame | None, as_of: date, rules: Rules) -> pd.Series:
+    """customer_id -> the highest LEVEL_RANK among its alerts that block a new one on as_of:
+    status `pending` or `sent` (see the module docstring), dated 0 <= as_of - date <
+    cooldown_days. A candidate whose level ranks no higher is in cooldown (no new alert)."""
     if outbox is None or outbox.empty:
-        return history
-    blocking = outbox.loc[outbox["status"].isin(COOLDOWN_STATUSES)]
-    dates = pd.to_datetime(blocking["as_of"]).dt.date
-    for customer_id, as_of, level in zip(
-        blocking["customer_id"].astype(str), dates, blocking["risk_level"], strict=True
-    ):
-        history.setdefault(customer_id, []).append((as_of, str(level)))
-    return history
+        return pd.Series(dtype="int64")
+    dates = pd.to_datetime(outbox["as_of"]).dt.date
+    age = pd.Series([(as_of - d).days for d in dates], index=outbox.index, dtype="int64")
+    blocking = outbox["status"].isin(COOLDOWN_STATUSES) & (age >= 0)
+    blocking &= age < rules.alerts.cooldown_days
+    rows = outbox.loc[blocking]
+    ranks = rows["risk_level"].astype(str).map(LEVEL_RANK).fillna(0).astype("int64")
+    return ranks.groupby(rows["customer_id"].astype(str).to_numpy()).max()
 
 
-def in_cooldown(previous: list[tuple[date, str]], level: str, as_of: date, rules: Rules) -> bool:
-    """True when an alert of the last cooldown_days (0 <= as_of - previous < cooldown_days)
-    blocks a new one: it does unless `level` is higher than every alert of that window."""
-    window = [
-        prev_level
-        for prev_as_of, prev_level in previous
-        if 0 <= (as_of - prev_as_of).days < rules.alerts.cooldown_days
-    ]
-    if not window:
-        return False
-    return LEVEL_RANK.get(level, 0) <= max(LEVEL_RANK.get(lvl, 0) for lvl in window)
+def cooldown_window(as_of: date, rules: Rules) -> tuple[date, date]:
+    """The as_of range of the outbox rows that can stop a new alert on as_of: the cooldown
+    window (`cooldown_ranks`) and as_of itself (an alert already created for it)."""
+    return as_of - timedelta(days=max(rules.alerts.cooldown_days - 1, 0)), as_of
 
 
 def plan_alerts(
@@ -198,16 +189,19 @@ def plan_alerts(
     outbox: the current `marts.churn_alerts` (for cooldown and already-created ids).
     """
     existing_ids = set(outbox["alert_id"]) if outbox is not None and not outbox.empty else set()
-    history = _blocking_history(outbox)
+    candidates = _candidates(risk, customers, rules)
+    # Cooldown for all candidates at once: the outbox grows every day, the candidates are
+    # ~0.1M at 1M customers, and only a few thousand of them get a new alert.
+    blocked_up_to = candidates["customer_id"].map(cooldown_ranks(outbox, as_of, rules))
+    rank = candidates["risk_level"].astype(str).map(LEVEL_RANK).fillna(0)
+    candidates = candidates.loc[~(rank <= blocked_up_to).to_numpy(dtype=bool)]
     reps_by_id = rep_index(reps)
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = []
-    for candidate in _candidates(risk, customers, rules).itertuples(index=False):
+    for candidate in candidates.itertuples(index=False):
         customer_id = str(candidate.customer_id)
         alert_id = alert_id_for(customer_id, as_of)
         if alert_id in existing_ids:
-            continue
-        if in_cooldown(history.get(customer_id, []), candidate.risk_level, as_of, rules):
             continue
         key_account = bool(candidate.is_key_account)
         route = route_alert(candidate.owner_rep_id, key_account, reps_by_id, rules)
@@ -257,6 +251,9 @@ def create_alerts(
 ) -> pd.DataFrame:
     """Plan the new alerts of as_of against the stored outbox and add them as `pending`."""
     ensure_outbox(con)
-    new_alerts = plan_alerts(risk, customers, reps, read_outbox(con), as_of, rules, run_id)
+    # Only the rows that can stop a new alert: the outbox keeps every day's alerts for good.
+    since, until = cooldown_window(as_of, rules)
+    outbox = read_outbox(con, since=since, until=until)
+    new_alerts = plan_alerts(risk, customers, reps, outbox, as_of, rules, run_id)
     insert_alerts(con, new_alerts)
     return new_alerts

@@ -14,7 +14,7 @@ Every state change is a single UPDATE, i.e. its own transaction, guarded by `sta
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import pandas as pd
@@ -62,11 +62,22 @@ def ensure_outbox(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (\n  {body}\n)")
 
 
-def read_outbox(con: duckdb.DuckDBPyConnection, status: str | None = None) -> pd.DataFrame:
-    """All alerts (or those in one status), oldest first: the history cooldown looks at."""
+def read_outbox(
+    con: duckdb.DuckDBPyConnection,
+    status: str | None = None,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+) -> pd.DataFrame:
+    """All alerts (or those in one status, or with as_of from `since` to `until`, both
+    included), oldest first."""
     columns = ", ".join(OUTBOX_COLUMNS)
-    where = "WHERE status = ?" if status else ""
-    params = [status] if status else []
+    conditions, params = [], []
+    for condition, value in (("status = ?", status), ("as_of >= ?", since), ("as_of <= ?", until)):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     return con.execute(
         f"SELECT {columns} FROM {OUTBOX_TABLE} {where} ORDER BY as_of, customer_id", params
     ).df()

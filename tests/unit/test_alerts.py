@@ -256,3 +256,62 @@ def test_a_later_alert_does_not_block_an_earlier_as_of(con: duckdb.DuckDBPyConne
     # A backfill run for an earlier date: as_of - previous < 0 is outside the window.
     assert run_day(con, DAY0 + timedelta(days=10), {"C1": "high"}) == ["C1"]
     assert run_day(con, DAY0, {"C1": "high"}) == ["C1"]
+
+
+# --- cooldown for all candidates at once = the per-row rules --------------------------------
+
+
+@pytest.mark.parametrize(("seed", "cooldown_days"), [(1, 14), (2, 14), (3, 1), (4, 0), (5, 30)])
+def test_planner_agrees_with_the_per_row_rules_on_random_outboxes(
+    tmp_path: Path, seed: int, cooldown_days: int
+) -> None:
+    """Random outboxes (every status, levels incl. an unknown one, alerts before, on and after
+    as_of, reruns of as_of itself): `plan_alerts` on the whole outbox and `create_alerts`, which
+    reads only the cooldown window from DuckDB, pick exactly the customers the frozen per-row
+    rules pick (tests/unit/_legacy_alerts.py)."""
+    import random
+
+    from tests.unit._legacy_alerts import alerted_customers
+
+    rng = random.Random(seed)
+    base = default_rules()
+    rules = base.model_copy(
+        update={"alerts": base.alerts.model_copy(update={"cooldown_days": cooldown_days})}
+    )
+    as_of = DAY0 + timedelta(days=40)
+    ids = [f"C{i:03d}" for i in range(300)]
+    levels = ("low", "medium", "high")
+    risk = pd.DataFrame([risk_row(c, rng.choice(levels), 50) for c in ids])
+    customers = pd.DataFrame([customer_row(c, key=rng.random() < 0.3) for c in ids])
+    history = []
+    for customer_id in rng.sample(ids, 200):
+        for _ in range(rng.randint(1, 4)):
+            day = as_of + timedelta(days=rng.randint(-35, 3))
+            history.append(
+                {
+                    "alert_id": alert_id_for(customer_id, day),
+                    "customer_id": customer_id,
+                    "as_of": day,
+                    "risk_level": rng.choice((*levels, "unheard-of")),
+                    "status": rng.choice(("pending", "sent", "failed", "suppressed")),
+                }
+            )
+    outbox = pd.DataFrame(history).drop_duplicates("alert_id").reset_index(drop=True)
+    expected = alerted_customers(risk, customers, outbox, as_of, rules)
+    assert 0 < len(expected) < len(ids)  # some candidates pass, some are stopped
+
+    planned = plan_alerts(risk, customers, REPS, outbox, as_of, rules)
+    assert sorted(planned["customer_id"]) == expected
+
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
+        ensure_outbox(connection)
+        connection.register("_history", outbox)
+        connection.execute(
+            """INSERT INTO marts.churn_alerts (alert_id, customer_id, as_of, risk_level,
+                   risk_score, suggested_action, suggested_action_label, recipient, status,
+                   attempts)
+               SELECT alert_id, customer_id, as_of, risk_level, 50, 'follow_up_call', 'x',
+                      'r@example.com', status, 0 FROM _history"""
+        )
+        created = create_alerts(connection, risk, customers, REPS, as_of, rules)
+    assert sorted(created["customer_id"]) == expected
