@@ -20,7 +20,7 @@ from crm.lifecycle import (
     stages_before,
 )
 from crm.rules import Rules
-from crm.segments import compute_segments
+from crm.segments import SEGMENT_INPUTS, compute_segments
 from crm.summaries import SUMMARY_PROFILE_INPUTS, segment_summary
 from crm.warehouse import connect
 
@@ -41,7 +41,7 @@ def customer_segments(context: dg.AssetExecutionContext, crm: CrmResource) -> dg
     settings, rules = crm.settings(), crm.rules()
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
-        profile = read_table(con, "marts.customer_profile")
+        profile = read_table(con, "marts.customer_profile", SEGMENT_INPUTS)
         segments = compute_segments(profile, rules)
         segments["as_of"] = as_of
         replace_table(con, "marts.customer_segments", segments, {"as_of": DATE})

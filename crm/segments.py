@@ -550,6 +550,33 @@ def _label_names(labels: dict[str, Any], codes: Sequence[str]) -> list[str]:
     return [labels[code].zh for code in codes]
 
 
+# The profile columns compute_segments reads (the step reads only these: the profile has 53,
+# and its text columns cost ~1 s to load at 1M customers). An absent column reads as all null,
+# so tests/unit/test_classification_equivalence.py checks that this list gives the results of
+# the whole profile and that leaving out any one of them changes them.
+SEGMENT_INPUTS = (
+    "customer_id",
+    "is_key_account_flag",
+    "region",
+    "industry",
+    "orders_total",
+    "orders_365d",
+    "revenue_365d",
+    "recency_days",
+    "discount_order_share_365d",
+    "latest_nps",
+    "billed_orders",
+    "billed_amount",
+    "collected_amount",
+    "collection_ratio",
+    "max_paid_days",
+    "outbound_visits_365d",
+    "outbound_quarters_365d",
+    "followed_up_orders_365d",
+    "inbound_365d",
+)
+
+
 def compute_segments(profile: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """`marts.customer_segments`: one row per profile customer, in profile order, with the
     contract columns plus Chinese labels (value_tier_zh, credit_grade_zh, relationship_level_zh,

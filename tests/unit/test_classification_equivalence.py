@@ -143,9 +143,10 @@ def test_segments_and_stages_equal_the_per_row_results(shape: int) -> None:
 
 @pytest.mark.parametrize("shape", [0, 1, 2], ids=["duckdb", "hand_made", "reversed_index"])
 def test_stages_and_summary_need_only_the_profile_columns_their_steps_read(shape: int) -> None:
-    """The lifecycle and summary steps read only STAGE_INPUTS / SUMMARY_PROFILE_INPUTS of the
-    profile; the results equal those from the whole profile, and leaving out any one stage
-    input changes the stages (so the list cannot silently miss one)."""
+    """The lifecycle, segments and summary steps read only STAGE_INPUTS / SEGMENT_INPUTS /
+    SUMMARY_PROFILE_INPUTS of the profile; the results equal those from the whole profile, and
+    leaving out any one stage or segment input changes them (so no list can silently miss
+    one)."""
     profile = _profiles()[shape]
     rules = default_rules()
     stages = lifecycle.classify_stages(profile, rules)
@@ -155,6 +156,14 @@ def test_stages_and_summary_need_only_the_profile_columns_their_steps_read(shape
         without = lifecycle.classify_stages(profile.drop(columns=column), rules)
         assert not without.equals(stages), column
     segs = segments.compute_segments(profile, rules)
+    pruned = profile[list(segments.SEGMENT_INPUTS)]
+    pd.testing.assert_frame_equal(segments.compute_segments(pruned, rules), segs)
+    for column in segments.SEGMENT_INPUTS:
+        try:  # a column every buyer needs (recency_days…) is refused when absent
+            without = segments.compute_segments(profile.drop(columns=column), rules)
+        except ValueError:
+            continue
+        assert not without.equals(segs), column
     table = lifecycle.lifecycle_table(None, stages, date(2025, 6, 30), rules)
     pd.testing.assert_frame_equal(
         summaries.segment_summary(
