@@ -11,7 +11,7 @@ import pandas as pd
 from assets.classification import LIFECYCLE, PROFILE, SEGMENTS
 from assets.resources import CrmResource
 from crm import bgnbd
-from crm.churn import score_churn
+from crm.churn import PROFILE_INPUTS, score_churn
 from crm.frames import read_table, replace_table
 from crm.warehouse import connect
 
@@ -49,7 +49,7 @@ def churn_risk(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Materi
     settings, rules = crm.settings(), crm.rules()
     as_of = crm.as_of_for(context)
     with connect(settings.warehouse) as con:
-        profile = read_table(con, "marts.customer_profile")
+        profile = read_table(con, "marts.customer_profile", PROFILE_INPUTS)
         segments = read_table(
             con,
             "marts.customer_segments",

@@ -53,6 +53,18 @@ NUMERIC_INPUTS = (
     "last_outbound_days",
 )
 
+# The `marts.customer_profile` columns the churn step reads (of 53): the BG/NBD inputs, the
+# buyer test and the profile's share of NUMERIC_INPUTS (p_alive is computed in the step). A
+# missing one fails loudly (KeyError), it never reads as null.
+PROFILE_INPUTS = (
+    "customer_id",
+    "orders_total",
+    "bgnbd_x",
+    "bgnbd_t_x",
+    "bgnbd_T",
+    *(name for name in NUMERIC_INPUTS if name != "p_alive"),
+)
+
 
 @dataclass(frozen=True)
 class Signal:
