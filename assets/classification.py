@@ -90,7 +90,8 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
         recorded = con.execute(
             "SELECT count(*) FROM meta.lifecycle_runs WHERE as_of = ?", [as_of]
         ).fetchone()[0]
-        if recorded and newest is not None and as_of < newest:
+        advanced = not (recorded and newest is not None and as_of < newest)
+        if not advanced:
             # A rerun of a past as_of (e.g. a backfill range run twice): history stays as it is.
             context.log.info(f"{as_of} is already in the stage history; history left unchanged")
             new_history = history
@@ -101,7 +102,7 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
                 raise dg.Failure(description=f"customer_stage_history: {exc}") from None
         previous = stages_before(new_history, as_of)
         flow = lifecycle_flow(previous, stages, as_of)
-        lifecycle = lifecycle_at(new_history, stages, as_of, rules)
+        lifecycle = lifecycle_at(new_history, stages, as_of, rules, advanced=advanced)
         con.execute("BEGIN TRANSACTION")
         replace_table(
             con, "marts.customer_stage_history", new_history, {"valid_from": DATE, "valid_to": DATE}
@@ -126,14 +127,15 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
 
 
 def lifecycle_at(
-    history: pd.DataFrame, stages: pd.DataFrame, as_of: date, rules: Rules
+    history: pd.DataFrame, stages: pd.DataFrame, as_of: date, rules: Rules, *, advanced: bool
 ) -> pd.DataFrame:
     """`marts.customer_lifecycle` for as_of: the newest as_of advances the history as usual; a
     past as_of (a rerun inside a backfilled range) reads stage_since / previous_stage from the
-    period that covered that date."""
+    period that covered that date. `advanced`: `history` already is advance_history's result
+    for (stages, as_of)."""
     starts = pd.to_datetime(history["valid_from"]).dt.date if len(history) else pd.Series([])
     if not len(history) or as_of >= starts.max():
-        return lifecycle_table(history, stages, as_of, rules)
+        return lifecycle_table(history, stages, as_of, rules, advanced_by_caller=advanced)
     ends = pd.to_datetime(history["valid_to"]).dt.date
     covering = history[(starts <= as_of) & (history["valid_to"].isna() | (ends > as_of))]
     periods = covering.set_index("customer_id")
