@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.resources import CrmResource
-from crm.frames import read_table, replace_as_of, replace_table, table_exists
+from crm.frames import read_table, replace_as_of, replace_table
 from crm.lifecycle import (
     STAGE_INPUTS,
     advance_history,
@@ -21,6 +21,7 @@ from crm.lifecycle import (
 )
 from crm.rules import Rules
 from crm.segments import SEGMENT_INPUTS, compute_segments
+from crm.stage_history import count_periods, read_working_periods, store_working_periods
 from crm.summaries import SUMMARY_PROFILE_INPUTS, segment_summary
 from crm.warehouse import connect
 
@@ -77,11 +78,8 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
     with connect(settings.warehouse) as con:
         profile = read_table(con, "marts.customer_profile", STAGE_INPUTS)
         stages = classify_stages(profile, rules)
-        history = (
-            read_table(con, "marts.customer_stage_history")
-            if table_exists(con, "marts.customer_stage_history")
-            else None
-        )
+        # Only the periods this as_of can change or needs: the closed past stays in place.
+        history = read_working_periods(con, as_of)
         con.execute(
             "CREATE TABLE IF NOT EXISTS meta.lifecycle_runs (as_of DATE PRIMARY KEY, "
             "run_id VARCHAR, recorded_at TIMESTAMP)"
@@ -104,9 +102,9 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
         flow = lifecycle_flow(previous, stages, as_of)
         lifecycle = lifecycle_at(new_history, stages, as_of, rules, advanced=advanced)
         con.execute("BEGIN TRANSACTION")
-        replace_table(
-            con, "marts.customer_stage_history", new_history, {"valid_from": DATE, "valid_to": DATE}
-        )
+        deleted = inserted = 0
+        if advanced:
+            deleted, inserted = store_working_periods(con, as_of, new_history)
         replace_table(
             con, "marts.customer_lifecycle", lifecycle, {"stage_since": DATE, "as_of": DATE}
         )
@@ -116,13 +114,20 @@ def customer_lifecycle(context: dg.AssetExecutionContext, crm: CrmResource):
             [as_of, context.run_id],
         )
         con.execute("COMMIT")
+        periods = count_periods(con)
+    context.log.info(
+        f"stage history: {len(history)} working periods read, {deleted} rows deleted and "
+        f"{inserted} inserted; {periods} periods in all"
+    )
     by_stage = lifecycle["stage"].value_counts().to_dict()
     context.log.info(f"stages on {as_of}: {by_stage}")
     yield dg.MaterializeResult(
         asset_key=LIFECYCLE,
         metadata={"customers": len(lifecycle), **{k: int(v) for k, v in by_stage.items()}},
     )
-    yield dg.MaterializeResult(asset_key=HISTORY, metadata={"periods": len(new_history)})
+    yield dg.MaterializeResult(
+        asset_key=HISTORY, metadata={"periods": periods, "rows_written": inserted}
+    )
     yield dg.MaterializeResult(asset_key=FLOW, metadata={"transitions": len(flow)})
 
 
@@ -132,7 +137,8 @@ def lifecycle_at(
     """`marts.customer_lifecycle` for as_of: the newest as_of advances the history as usual; a
     past as_of (a rerun inside a backfilled range) reads stage_since / previous_stage from the
     period that covered that date. `advanced`: `history` already is advance_history's result
-    for (stages, as_of)."""
+    for (stages, as_of). `history` may be only the working periods of as_of
+    (`crm.stage_history.read_working_periods`): every period read here is among them."""
     starts = pd.to_datetime(history["valid_from"]).dt.date if len(history) else pd.Series([])
     if not len(history) or as_of >= starts.max():
         return lifecycle_table(history, stages, as_of, rules, advanced_by_caller=advanced)

@@ -103,7 +103,7 @@ def replace_table(
     select = ", ".join(
         f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in frame.columns
     )
-    con.register("_frame", _scannable(frame))
+    con.register("_frame", scannable(frame))
     try:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM _frame")
     finally:
@@ -127,7 +127,7 @@ def replace_as_of(
         f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in frame.columns
     )
     con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
-    con.register("_slice", _scannable(frame))
+    con.register("_slice", scannable(frame))
     try:
         con.execute(f"INSERT INTO {table} BY NAME SELECT {select} FROM _slice")
     finally:
@@ -146,7 +146,7 @@ def sliced_for_scan(table: pa.Table) -> pa.Table:
     return pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_SLICE_ROWS), table.schema)
 
 
-def _scannable(frame: pd.DataFrame) -> pd.DataFrame | pa.Table:
+def scannable(frame: pd.DataFrame) -> pd.DataFrame | pa.Table:
     """What DuckDB should scan for `frame`: an Arrow table when every column has a plain dtype
     or holds only `datetime.date`s (the `as_of` of every mart), else the frame itself (other
     object columns: Decimals, mixed values… are left to DuckDB's own inference).

@@ -170,11 +170,11 @@ def test_plain_and_date_columns_take_the_arrow_path() -> None:
     """The faster scan is really used for the marts' dtypes (and not for mixed objects)."""
     import pyarrow as pa
 
-    from crm.frames import _scannable
+    from crm.frames import scannable
 
     for name in ("numpy", "nullable", "empty", "dates"):
-        assert isinstance(_scannable(WRITE_FRAMES[name]), pa.Table), name
-    assert isinstance(_scannable(WRITE_FRAMES["object"]), pd.DataFrame)
+        assert isinstance(scannable(WRITE_FRAMES[name]), pa.Table), name
+    assert isinstance(scannable(WRITE_FRAMES["object"]), pd.DataFrame)
 
 
 def test_replace_as_of_appends_through_the_same_scan() -> None:
@@ -221,7 +221,7 @@ def test_large_frames_are_scanned_in_slices_and_keep_their_row_order(
             "m": pd.array([k if k % 3 else None for k in range(n)], dtype="Int64"),
         }
     )
-    scanned = frames._scannable(frame)
+    scanned = frames.scannable(frame)
     assert len(scanned.to_batches()) == 25
     con = duckdb.connect()
     con.execute("SET threads = 4")
