@@ -181,9 +181,13 @@ def _table(key: dg.AssetKey) -> str:
 
 
 def _count_and_examples(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, list[str]]:
-    total = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
-    rows = con.execute(f"SELECT * FROM ({sql}) ORDER BY 1 LIMIT {EXAMPLES_SHOWN}").fetchall()
-    return int(total), [str(r[0]) for r in rows]
+    """How many rows `sql` finds and the first few (by their first column), in one run of it:
+    these queries read whole marts (the stage history grows every day)."""
+    rows = con.execute(
+        f"SELECT * FROM (SELECT *, count(*) OVER () AS _total FROM ({sql})) "
+        f"ORDER BY 1 LIMIT {EXAMPLES_SHOWN}"
+    ).fetchall()
+    return (int(rows[0][-1]) if rows else 0), [str(r[0]) for r in rows]
 
 
 def _outcome(subject: str, problems: dict[str, tuple[int, list[str]]], ok: str) -> CheckOutcome:

@@ -313,9 +313,10 @@ def _profile_and_segments(con, profile_ids, segment_rows):
         "rfm_segment VARCHAR, rfm_class VARCHAR, credit_grade VARCHAR, "
         "relationship_level VARCHAR, loyalty VARCHAR)"
     )
-    con.executemany(
-        "INSERT INTO marts.customer_segments VALUES (?, ?, ?, ?, ?, ?, ?)", segment_rows
-    )
+    if segment_rows:
+        con.executemany(
+            "INSERT INTO marts.customer_segments VALUES (?, ?, ?, ?, ?, ?, ?)", segment_rows
+        )
 
 
 BUYER = ("high", "champions", "重要价值客户", "A", "partner", "loyal")
@@ -366,3 +367,13 @@ def test_stage_values_come_from_the_rules(con):
     )
     outcome = allowed_values(con, "marts.customer_lifecycle", stage_allowed_values(RULES))
     assert outcome.metadata["examples"] == {"stage_not_allowed": ["dormant (C2)"]}
+
+
+def test_counts_every_problem_and_names_the_first_five(con):
+    # Twelve profile customers without segments: all twelve counted, the first five by id named.
+    ids = [f"C{n:02d}" for n in range(12)]
+    _profile_and_segments(con, ids, [])
+    outcome = one_row_per_customer(con, "marts.customer_segments", "marts.customer_profile")
+    assert outcome.metadata["customers_missing"] == 12
+    assert outcome.metadata["customers_repeated"] == 0
+    assert outcome.metadata["examples"] == {"customers_missing": ids[:5]}
