@@ -141,7 +141,7 @@ def lifecycle_at(
     (`crm.stage_history.read_working_periods`): every period read here is among them."""
     starts = pd.to_datetime(history["valid_from"]).dt.date if len(history) else pd.Series([])
     if not len(history) or as_of >= starts.max():
-        return lifecycle_table(history, stages, as_of, rules, advanced_by_caller=advanced)
+        return lifecycle_table(history, stages, as_of, rules, advanced=advanced)
     ends = pd.to_datetime(history["valid_to"]).dt.date
     covering = history[(starts <= as_of) & (history["valid_to"].isna() | (ends > as_of))]
     periods = covering.set_index("customer_id")

@@ -356,21 +356,21 @@ def lifecycle_table(
     as_of: date,
     rules: Rules | None = None,
     *,
-    advanced_by_caller: bool = False,
+    advanced: bool = False,
 ) -> pd.DataFrame:
     """`marts.customer_lifecycle`: one row per customer of `stages` with its current period.
 
     stage_since = valid_from of the open period, previous_stage = the stage before it (null for a
     customer's first period). `history` may be the history before or after this as_of was added:
-    it is advanced here, which changes nothing when it already was. `advanced_by_caller=True`
+    it is advanced here, which changes nothing when it already was. `advanced=True`
     says it is `advance_history(…, stages, as_of)`'s result and skips advancing it again (~1 s at
     1M customers; the same table). stage_zh comes from the rules' labels (shipped defaults when
     `rules` is None).
     """
     as_of = _to_date(as_of)
     labels = (rules or default_rules()).lifecycle.labels
-    advanced = _periods(history) if advanced_by_caller else _advanced(history, stages, as_of)
-    current = advanced.take(np.flatnonzero(np.isnat(advanced.valid_to)))
+    periods = _periods(history) if advanced else _advanced(history, stages, as_of)
+    current = periods.take(np.flatnonzero(np.isnat(periods.valid_to)))
     customer_ids = text_array(stages["customer_id"])
     rows = _last_positions(customer_ids, current.customer_id)
     if (rows < 0).any():

@@ -256,7 +256,7 @@ def test_history_lifecycle_and_flow_equal_the_per_row_results(read_back: bool) -
         expected = _legacy_lifecycle.advance_history(old_history, stages, as_of)
         pd.testing.assert_frame_equal(advanced, expected)
         pd.testing.assert_frame_equal(  # the caller's advanced history is not advanced again
-            lifecycle.lifecycle_table(advanced, stages, as_of, rules, advanced_by_caller=True),
+            lifecycle.lifecycle_table(advanced, stages, as_of, rules, advanced=True),
             _legacy_lifecycle.lifecycle_table(advanced, stages, as_of, rules),
         )
         for history_given in (new_history, advanced):  # before or after this as_of was added
