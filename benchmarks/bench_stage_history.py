@@ -89,43 +89,42 @@ def _timed(phases: dict[str, float], name: str, action):
     return result
 
 
-def run_whole(path: Path, stages) -> dict[str, float]:
-    """The code before: read everything, advance, rewrite everything."""
+def _run_day(path: Path, stages, read, write) -> dict[str, float]:
+    """One day's history work, phase by phase: `read(con)` the periods, advance them,
+    `write(con, advanced)` (returns the rows written) in a transaction, then checkpoint."""
     phases: dict[str, float] = {}
     with duckdb.connect(str(path)) as con:
-        history = _timed(phases, "read", lambda: read_table(con, TABLE))
-        advanced = _timed(phases, "advance", lambda: advance_history(history, stages, AS_OF))
+        periods = _timed(phases, "read", lambda: read(con))
+        advanced = _timed(phases, "advance", lambda: advance_history(periods, stages, AS_OF))
 
-        def write() -> None:
+        def store() -> int:
             con.execute("BEGIN TRANSACTION")
-            replace_table(con, TABLE, advanced, TYPES)
+            written = write(con, advanced)
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
+            return written
 
-        _timed(phases, "write", write)
-        phases["rows read"] = len(history)
-        phases["rows written"] = len(advanced)
+        phases["rows written"] = _timed(phases, "write", store)
+        phases["rows read"] = len(periods)
     return phases
+
+
+def run_whole(path: Path, stages) -> dict[str, float]:
+    """The code before: read everything, advance, rewrite everything."""
+
+    def rewrite(con, advanced) -> int:
+        return replace_table(con, TABLE, advanced, TYPES)
+
+    return _run_day(path, stages, lambda con: read_table(con, TABLE), rewrite)
 
 
 def run_in_place(path: Path, stages) -> dict[str, float]:
     """The code now: the working periods only, and only the rows that changed written."""
-    phases: dict[str, float] = {}
-    with duckdb.connect(str(path)) as con:
-        working = _timed(phases, "read", lambda: read_working_periods(con, AS_OF))
-        advanced = _timed(phases, "advance", lambda: advance_history(working, stages, AS_OF))
 
-        def write() -> tuple[int, int]:
-            con.execute("BEGIN TRANSACTION")
-            counts = store_working_periods(con, AS_OF, advanced)
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
-            return counts
+    def store_changes(con, advanced) -> int:
+        return store_working_periods(con, AS_OF, advanced)[1]
 
-        _deleted, inserted = _timed(phases, "write", write)
-        phases["rows read"] = len(working)
-        phases["rows written"] = inserted
-    return phases
+    return _run_day(path, stages, lambda con: read_working_periods(con, AS_OF), store_changes)
 
 
 def same_table(a: Path, b: Path) -> bool:
