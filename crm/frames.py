@@ -92,6 +92,14 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     )
 
 
+def cast_select(columns: Sequence[str], types: dict[str, str] | None = None) -> str:
+    """The select list that writes `columns` as they are, cast where `types` names a type."""
+    types = types or {}
+    return ", ".join(
+        f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in columns
+    )
+
+
 def replace_table(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -99,10 +107,7 @@ def replace_table(
     types: dict[str, str] | None = None,
 ) -> int:
     """Atomically replaces `table` with `frame`; `types` casts named columns (e.g. DATE)."""
-    types = types or {}
-    select = ", ".join(
-        f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in frame.columns
-    )
+    select = cast_select(frame.columns, types)
     con.register("_frame", scannable(frame))
     try:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {select} FROM _frame")
@@ -122,10 +127,7 @@ def replace_as_of(
     replaced, every other as_of stays. Creates the table on first use."""
     if not table_exists(con, table):
         return replace_table(con, table, frame, types)
-    types = types or {}
-    select = ", ".join(
-        f'CAST("{c}" AS {types[c]}) AS "{c}"' if c in types else f'"{c}"' for c in frame.columns
-    )
+    select = cast_select(frame.columns, types)
     con.execute(f"DELETE FROM {table} WHERE as_of = ?", [as_of])
     con.register("_slice", scannable(frame))
     try:

@@ -22,19 +22,24 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from crm.frames import read_query, replace_table, scannable, table_exists
+from crm.frames import cast_select, read_query, replace_table, scannable, table_exists
 from crm.lifecycle import HISTORY_COLUMNS
 
 TABLE = "marts.customer_stage_history"
 TYPES = {"valid_from": "DATE", "valid_to": "DATE"}
 
 
-def _working(as_of: date) -> str:
-    # A period starting on or after as_of also ends after it or is open; the start is tested
-    # too for an inverted period (valid_to < valid_from, reported by the history check), so that
-    # `advance_history` still sees it and refuses an as_of before its start.
+def _moved(as_of: date) -> str:
+    """Periods that start or end on or after as_of. A period starting on or after as_of also
+    ends after it or is open; the start is tested too for an inverted period (valid_to <
+    valid_from, reported by the history check), so that `advance_history` still sees it and
+    refuses an as_of before its start."""
     day = f"DATE '{as_of.isoformat()}'"
-    return f"valid_to IS NULL OR valid_to >= {day} OR valid_from >= {day}"
+    return f"valid_from >= {day} OR valid_to >= {day}"
+
+
+def _working(as_of: date) -> str:
+    return f"valid_to IS NULL OR {_moved(as_of)}"
 
 
 def read_working_periods(con: duckdb.DuckDBPyConnection, as_of: date) -> pd.DataFrame:
@@ -62,17 +67,14 @@ def store_working_periods(
     Why a difference: on a normal day ~1 % of the customers change stage, so a few thousand rows
     change where the working periods are a million (one open per customer). Advancing touches
     only periods that start or end on or after as_of, and the open periods of the customers
-    that have such a period before or after it (`_touched`); every other working period is
+    that have such a period before or after it (`touched` below); every other working period is
     the same row on both sides, so only the touched rows are compared."""
     if not table_exists(con, TABLE):
         replace_table(con, TABLE, periods[HISTORY_COLUMNS], TYPES)
         return 0, len(periods)
-    day = f"DATE '{as_of.isoformat()}'"
-    typed = ", ".join(
-        f'CAST("{c}" AS {TYPES[c]}) AS "{c}"' if c in TYPES else f'"{c}"' for c in HISTORY_COLUMNS
-    )
+    typed = cast_select(HISTORY_COLUMNS, TYPES)
     columns = ", ".join(HISTORY_COLUMNS)
-    moved = f"valid_from >= {day} OR valid_to >= {day}"
+    moved = _moved(as_of)
     copy_no = f"row_number() OVER (PARTITION BY {columns}) AS _copy"
     same_row = " AND ".join(f"o.{c} IS NOT DISTINCT FROM n.{c}" for c in HISTORY_COLUMNS)
     con.register("_periods_frame", scannable(periods[HISTORY_COLUMNS]))
