@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from crm.ingest.aliases import Aliases, HeaderMap, resolve_headers
+from crm.ingest.csv_arrow import is_plain_csv, plain_csv_columns
 from crm.ingest.errors import SourceError
 from crm.schemas import Entity
 
@@ -358,9 +359,7 @@ def _field_count_problem(row: list[str], header: HeaderMap) -> str | None:
     return None
 
 
-def _csv_rows(path: Path, display_name: str) -> Iterator[list[str]]:
-    encoding = detect_encoding(path, display_name)
-    delimiter = guess_delimiter(path, encoding)
+def _csv_rows(path: Path, display_name: str, encoding: str, delimiter: str) -> Iterator[list[str]]:
     with path.open(encoding=encoding, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         try:
@@ -374,8 +373,16 @@ def _csv_rows(path: Path, display_name: str) -> Iterator[list[str]]:
 def _read_csv(
     path: Path, entity: Entity, aliases: Aliases, display_name: str, chunk_rows: int
 ) -> Iterator[RawChunk | TextBatch]:
-    rows = _csv_rows(path, display_name)
-    header_row = next((row for row in rows if not _is_blank(row)), None)
+    encoding = detect_encoding(path, display_name)
+    delimiter = guess_delimiter(path, encoding)
+    rows = _csv_rows(path, display_name, encoding, delimiter)
+    leading_blank_rows = 0
+    header_row = None
+    for row in rows:
+        if not _is_blank(row):
+            header_row = row
+            break
+        leading_blank_rows += 1
     if header_row is None:
         yield _empty_chunk([], f"{display_name}: file is empty; 0 rows loaded")
         return
@@ -385,6 +392,12 @@ def _read_csv(
     batched = _csv_batchable(header)
     if batched:
         chunk_rows *= TEXT_BATCH_CHUNKS
+        if leading_blank_rows == 0 and is_plain_csv(path, delimiter, header.width):
+            rows.close()
+            yield from _plain_csv_batches(
+                path, encoding, delimiter, header, chunk_rows, warnings, display_name
+            )
+            return
     data_rows = 0
     pending: list[tuple[int, list[str]]] = []
     for row_number, row in enumerate(rows, start=1):
@@ -409,6 +422,37 @@ def _read_csv(
         warnings.append(f"{display_name}: file has a header but no data rows; 0 rows loaded")
     if len(builder) or warnings:
         yield builder.flush(warnings)
+
+
+def _plain_csv_batches(
+    path: Path,
+    encoding: str,
+    delimiter: str,
+    header: HeaderMap,
+    batch_rows: int,
+    warnings: list[str],
+    display_name: str,
+) -> Iterator[RawChunk | TextBatch]:
+    """A plain file (`crm.ingest.csv_arrow`) as the text batches the row-wise path would make
+    of it: the same values, row numbers, blank rows skipped, the header's warnings first."""
+    data_rows = 0
+    for texts, row_numbers in plain_csv_columns(
+        path, encoding, delimiter, header.width, batch_rows
+    ):
+        if len(row_numbers):
+            data_rows += len(row_numbers)
+            yield TextBatch(
+                names=list(header.headers),
+                texts=texts,
+                header=header,
+                row_numbers=row_numbers,
+                warnings=warnings,
+            )
+            warnings = []
+    if data_rows == 0:
+        warnings.append(f"{display_name}: file has a header but no data rows; 0 rows loaded")
+    if warnings:
+        yield _ChunkBuilder(header.canonical_columns).flush(warnings)
 
 
 def _csv_batchable(header: HeaderMap) -> bool:
