@@ -21,9 +21,8 @@ import duckdb
 
 import crm.ingest.readers as readers
 from crm.ingest.aliases import load_aliases
-from crm.ingest.loader import Loader
-from crm.rules import default_rules
 from crm.schemas import CUSTOMERS
+from tests.unit.landing_loads import load_landing
 
 HEADER = (
     "customer_id,name,customer_type,industry,region,province,city,employees,email,phone,"
@@ -85,17 +84,8 @@ def read_rows(path: Path) -> list[tuple]:
 
 
 def load(landing: Path, warehouse: Path) -> list[tuple]:
+    load_landing(landing, warehouse, run_id="bench")
     with duckdb.connect(str(warehouse)) as con:
-        Loader(
-            con,
-            landing_dir=landing,
-            source_db_url=None,
-            rules=default_rules(),
-            aliases=load_aliases(),
-            timezone="Asia/Shanghai",
-            run_id="bench",
-            log=lambda message: None,
-        ).run()
         return con.execute(
             "SELECT * EXCLUDE (_run_id, _loaded_at) FROM raw.customers ORDER BY _load_seq"
         ).fetchall()

@@ -424,6 +424,12 @@ def _read_csv(
         yield builder.flush(warnings)
 
 
+def _csv_batch(
+    header: HeaderMap, texts: list[pa.Array], row_numbers: np.ndarray, warnings: list[str]
+) -> TextBatch:
+    return TextBatch(list(header.headers), texts, header, row_numbers, warnings)
+
+
 def _plain_csv_batches(
     path: Path,
     encoding: str,
@@ -441,13 +447,7 @@ def _plain_csv_batches(
     ):
         if len(row_numbers):
             data_rows += len(row_numbers)
-            yield TextBatch(
-                names=list(header.headers),
-                texts=texts,
-                header=header,
-                row_numbers=row_numbers,
-                warnings=warnings,
-            )
+            yield _csv_batch(header, texts, row_numbers, warnings)
             warnings = []
     if data_rows == 0:
         warnings.append(f"{display_name}: file has a header but no data rows; 0 rows loaded")
@@ -493,13 +493,7 @@ def _csv_text_batch(
             texts = [text.filter(keep) for text in texts]
             row_numbers = row_numbers[~nul]
         if len(row_numbers):
-            yield TextBatch(
-                names=list(header.headers),
-                texts=texts,
-                header=header,
-                row_numbers=row_numbers,
-                warnings=warnings,
-            )
+            yield _csv_batch(header, texts, row_numbers, warnings)
             warnings = []
     if len(builder) or warnings:
         yield builder.flush(warnings)
