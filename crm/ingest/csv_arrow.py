@@ -145,7 +145,7 @@ def plain_csv_columns(
         columns = [table.column(i).combine_chunks() for i in range(width)]
         numbers = np.arange(first_row, first_row + rows, dtype=np.int64)
         first_row += rows
-        blank = _blank_rows(columns) if rows else np.zeros(0, dtype=bool)
+        blank = _blank_rows(columns)
         if blank.any():
             keep = pa.array(~blank)
             columns = [column.filter(keep) for column in columns]
