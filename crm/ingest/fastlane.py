@@ -100,7 +100,9 @@ class FastLane:
         self, con, entity: Entity, ctx: ValidationContext, *, raw_record_when: str = "true"
     ) -> None:
         """`raw_record_when`: SQL over the typed columns naming the rows whose raw_record may
-        still be needed (the loader's possible orphans); the others skip building it."""
+        still be needed (the loader's possible orphans); the others skip building it. It may
+        read `_typed`, the batch's fast rows with their typed columns (e.g. to look up only
+        the parents this batch names)."""
         self.con = con
         self.entity = entity
         self.ctx = ctx
@@ -217,6 +219,8 @@ class FastLane:
         rows as a reader chunk for the exact validator."""
         names = batch.names
         columns = {f"s{i}": text for i, text in enumerate(batch.texts)}
+        if batch.raw_records is not None:
+            columns["_line"] = batch.raw_records
         table = pa.table(
             {
                 "_pos": pa.array(np.arange(len(batch), dtype=np.int64)),
@@ -244,6 +248,10 @@ class FastLane:
                 f"'\"' || replace(replace(s{i}, '\\', '\\\\'), '\"', '\\\"') || '\"' END"
             )
         raw = " || ".join(pieces) + " || '}'" if pieces else "'{}'"
+        carried = list(sources)
+        if batch.raw_records is not None:  # the record as read (a JSONL line) is raw_record
+            raw = "_line"
+            carried.append("_line")
         typed = ", ".join(
             f'{s.typed} AS "{c.name}"' for s, c in zip(sqls, self.entity.columns, strict=True)
         )
@@ -263,10 +271,12 @@ class FastLane:
                 rows = "_fast_batch ANTI JOIN _slow_positions USING (_pos)"  # a hash anti-join
             fast = self.con.execute(
                 f"""INSERT INTO _incoming
+                WITH _typed AS (
+                    SELECT _rn, {typed}{"".join(", " + c for c in carried)} FROM {rows}
+                )
                 SELECT {entity_cols}, _rn, {row_number},
                        CASE WHEN {self.raw_record_when} THEN {raw} END
-                FROM (SELECT _rn, {typed}{"".join(", " + c for c in sources)}
-                      FROM {rows})"""
+                FROM _typed"""
             ).fetchone()[0]
         finally:
             self.con.unregister("_fast_batch")

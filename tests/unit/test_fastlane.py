@@ -11,6 +11,7 @@ dates, out-of-window dates, bounds, control characters, quotes and backslashes.
 from __future__ import annotations
 
 import csv
+import json
 import random
 import sqlite3
 from datetime import date, datetime
@@ -128,6 +129,7 @@ def _world(root: Path, seed: int, rows: int) -> dict[str, Path | str]:
         landing / "interactions" / "i.parquet",
         row_group_size=max(1, rows // 3),
     )
+    _write_jsonl_interactions(rng, landing / "interactions" / "j.jsonl", rows // 2)
     db = root / "shop.db"
     with sqlite3.connect(db) as conn:
         conn.execute(
@@ -166,6 +168,48 @@ def _world(root: Path, seed: int, rows: int) -> dict[str, Path | str]:
             ],
         )
     return {"landing": landing, "db_url": f"sqlite:///{db}"}
+
+
+# What a JSON value can be besides the text pools: numbers, booleans, nested values.
+JSON_EXTRAS = [5, 4.0, 1e1, -1, 3000000000, True, False, {"a": 1}, [1, 2]]
+
+
+def _write_jsonl_interactions(rng: random.Random, path: Path, rows: int) -> None:
+    """A call-centre log as JSONL: canonical lines, JSON numbers and booleans, alias keys beside
+    their canonical key (the first non-null wins), unknown and missing keys, escaped control
+    characters and NULs, and lines that are blank, broken or not objects."""
+    lines = []
+    for i in range(rows):
+        if rng.random() < 0.03:
+            lines.append(
+                rng.choice(["", "   ", '{"interaction_id": "J1", ', "[1, 2]", "7", "null"])
+            )
+            continue
+        record = {
+            "interaction_id": f"J{i % (rows // 2)}" if i % 7 else _pick(rng, IDS),
+            "customer_id": _pick(rng, IDS, 0.5),
+            "occurred_at": _pick(rng, TIMESTAMPS, 0.3),
+            "channel": _pick(rng, CHANNELS),
+            "direction": _pick(rng, DIRECTIONS),
+            "kind": _pick(rng, KINDS),
+            "satisfaction": _pick(rng, SCORES) if rng.random() < 0.8 else rng.choice(JSON_EXTRAS),
+            "nps": _pick(rng, SCORES) if rng.random() < 0.8 else rng.choice(JSON_EXTRAS),
+        }
+        if record["customer_id"] is None or rng.random() < 0.2:
+            record["邮箱"] = _pick(rng, EMAILS, 0.3)
+            record["contact_phone"] = _pick(rng, PHONES, 0.3)
+        if rng.random() < 0.1:
+            record["满意度"] = rng.choice(["2", None, 7])  # alias of satisfaction, after it
+        if rng.random() < 0.1:
+            record["rep_id"] = _pick(rng, TEXTS, 0.5)
+        if rng.random() < 0.1:
+            record["notes"] = _pick(rng, TEXTS, 0.5)  # unknown key: raw_record only
+        if rng.random() < 0.05:
+            record.pop(rng.choice(list(record)))
+        keys = list(record)
+        rng.shuffle(keys)
+        lines.append(json.dumps({k: record[k] for k in keys}, ensure_ascii=rng.random() < 0.5))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _load(world: dict, warehouse: Path, timezone: str) -> None:
@@ -219,20 +263,23 @@ def test_fast_lane_gives_exactly_what_the_exact_validator_gives(
 ):
     monkeypatch.setattr(frames, "SCAN_SLICE_ROWS", scan_slice_rows)
     world = _world(tmp_path, seed, rows=3000)
-    taken: list[tuple[int, int]] = []
+    taken: list[tuple[int, int, bool]] = []
     real_stage = FastLane.stage
 
     def counting_stage(self, batch, *, expose_row_numbers):
         fast, rest = real_stage(self, batch, expose_row_numbers=expose_row_numbers)
-        taken.append((fast, len(batch)))
+        taken.append((fast, len(batch), batch.raw_records is not None))
         return fast, rest
 
     monkeypatch.setattr(FastLane, "stage", counting_stage)
     _load(world, tmp_path / "fast.duckdb", timezone)
-    fast_rows = sum(f for f, _ in taken)
-    total_rows = sum(n for _, n in taken)
-    assert total_rows > 7000 + 200  # the facts and the CSV exports' well-shaped rows
+    fast_rows = sum(f for f, _, _ in taken)
+    total_rows = sum(n for _, n, _ in taken)
+    assert total_rows > 8000  # the facts (7,000), the JSONL log and the CSV exports' good rows
     assert 0.05 * total_rows < fast_rows < total_rows  # it decided, both ways
+    jsonl_fast = sum(f for f, _, lines in taken if lines)
+    jsonl_rows = sum(n for _, n, lines in taken if lines)
+    assert 0.05 * jsonl_rows < jsonl_fast < jsonl_rows  # the JSONL objects too
 
     def exact_only(self, batch, *, expose_row_numbers):
         return 0, batch.take(np.arange(len(batch), dtype=np.int64))

@@ -210,6 +210,45 @@ def test_jsonl_numbers_become_text_and_row_number_is_the_line(tmp_path: Path):
     assert json.loads(chunk.frame["raw_record"][1])["customer_id"] == 7
 
 
+def test_jsonl_objects_come_as_text_batches_keeping_each_line_as_read(tmp_path: Path):
+    """The fast lane's input: one text column per entity column (the first non-null of a key
+    and its alias), the line text as raw_record; lines the reader rejects stay a plain chunk."""
+    path = tmp_path / "i.jsonl"
+    lines = [
+        '{"interaction_id": "I1", "customer_id": "C1", "occurred_at": "2024-01-05",'
+        ' "channel": "phone", "direction": "inbound", "satisfaction": 4, "notes": "x"}',
+        "not json",
+        '{"互动编号": "I2", "满意度": null, "satisfaction": 5, "occurred_at": "2024-01-06",'
+        ' "channel": "微信",   "customer_id": "C2"}',
+        '{"interaction_id": "I3", "customer_id": {"id": 1}, "occurred_at": "2024-01-06"}',
+        "",
+        '{"interaction_id": "I4", "customer_id": "C\\u0000", "occurred_at": "2024-01-06"}',
+        '{"occurred_at": "2024-01-07", "interaction_id": "I5", "满意度": 3, "satisfaction": 1}',
+    ]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    chunks = list(read_file(path, INTERACTIONS, ALIASES, display_name="i.jsonl", chunk_rows=3))
+    batches = [c for c in chunks if isinstance(c, TextBatch)]
+    rejects = pd.concat([c.rejected for c in chunks if isinstance(c, RawChunk)])
+    assert rejects["row_number"].tolist() == [2, 4, 6]
+    assert rejects["rule"].tolist() == ["parse", "type", "nul"]
+    assert rejects["raw_record"].tolist() == [lines[1], lines[3], lines[5]]
+    assert [b.row_numbers.tolist() for b in batches] == [[1, 3], [7]]
+    first = batches[0]
+    assert first.names == list(INTERACTIONS.column_names)
+    column = {name: text.to_pylist() for name, text in zip(first.names, first.texts, strict=True)}
+    assert column["interaction_id"] == ["I1", "I2"]
+    assert column["satisfaction"] == ["4", "5"]  # a null alias does not hide the later key
+    assert column["channel"] == ["phone", "微信"]  # values are mapped later, by the validator
+    assert column["contact_email"] == [None, None]
+    assert first.raw_records.to_pylist() == [lines[0], lines[2]]
+    assert batches[1].texts[first.names.index("satisfaction")].to_pylist() == ["3"]  # first wins
+    assert batches[1].raw_records.to_pylist() == [lines[6]]
+    # the rows the fast lane leaves keep the line as raw_record
+    left = first.take(np.array([1]))
+    assert left.frame["raw_record"].tolist() == [lines[2]]
+    assert left.frame["row_number"].tolist() == [3]
+
+
 def test_parquet_typed_columns_are_read_as_text(tmp_path: Path):
     path = tmp_path / "o.parquet"
     table = pa.table(
