@@ -628,7 +628,7 @@ def _parse_json_line(line: bytes) -> tuple[dict[str, Any] | None, str, str | Non
 
 
 def _add_json_object(
-    builder: _JsonRows, line_number: int, obj: dict[str, Any], text: str, keys: _JsonKeys
+    builder: _ChunkBuilder, line_number: int, obj: dict[str, Any], text: str, keys: _JsonKeys
 ) -> None:
     values: dict[str, Any] = {}
     for key, value in obj.items():
@@ -660,59 +660,42 @@ def _check_json_required(keys: _JsonKeys, entity: Entity, display_name: str) -> 
         )
 
 
-class _JsonRows:
+class _JsonRows(_ChunkBuilder):
     """Collects one chunk of JSONL rows: the objects as text columns for the fast lane (each
     line kept as its raw_record), the lines rejected while reading as an ordinary chunk.
 
-    The same interface as `_ChunkBuilder` (`add`, `reject`), so `_add_json_object` decides
-    every row exactly as before; only where the accepted rows go differs. Why: the exact
-    validator costs ~10 µs a row, while the fast lane types canonical rows in DuckDB and still
-    sends every unusual row to the exact validator (a 500k-line log: 24.5 → 17.9 s,
-    `benchmarks/bench_jsonl.py`; most of the rest is this reader's per-line Python)."""
+    A `_ChunkBuilder` (`add`, `reject`), so `_add_json_object` decides every row exactly as
+    before; only where the accepted rows go differs. Why: the exact validator costs ~10 µs a
+    row, while the fast lane types canonical rows in DuckDB and still sends every unusual row
+    to the exact validator (a 500k-line log: 24.5 → 17.9 s, `benchmarks/bench_jsonl.py`; most of
+    the rest is this reader's per-line Python)."""
 
     def __init__(self, entity: Entity) -> None:
-        self.columns = list(entity.column_names)
+        super().__init__(list(entity.column_names))
         self.header = HeaderMap(
             headers=self.columns, positions=list(enumerate(self.columns)), warnings=[]
         )
-        self.rejects = _ChunkBuilder(self.columns)
-        self._reset()
 
-    def _reset(self) -> None:
-        self.values: dict[str, list[Any]] = {name: [] for name in self.columns}
-        self.row_numbers: list[int] = []
-        self.lines: list[str] = []
-
-    def __len__(self) -> int:
-        return len(self.row_numbers) + len(self.rejects)
-
-    def add(self, row_number: int, values: dict[str, Any], raw_record: str) -> None:
-        for name in self.columns:
-            self.values[name].append(values.get(name))
-        self.row_numbers.append(row_number)
-        self.lines.append(raw_record)
-
-    def reject(
-        self, row_number: int | None, raw_record: str, reason: str, rule: str, column: str | None
-    ) -> None:
-        self.rejects.reject(row_number, raw_record, reason, rule, column)
-
-    def flush(self, warnings: list[str]) -> Iterator[RawChunk | TextBatch]:
+    def flush_batches(self, warnings: list[str]) -> Iterator[RawChunk | TextBatch]:
         """The rejected lines and the warnings as an ordinary chunk (also when it is empty and
-        no row follows), then the rows as a text batch."""
-        if len(self.rejects) or warnings or not self.row_numbers:
-            yield self.rejects.flush(warnings)
-            warnings = []
+        no row follows), then the accepted rows as a text batch."""
+        batch = None
         if self.row_numbers:
-            yield TextBatch(
+            batch = TextBatch(
                 names=self.columns,
                 texts=[pa.array(self.values[name], type=pa.string()) for name in self.columns],
                 header=self.header,
                 row_numbers=np.array(self.row_numbers, dtype=np.int64),
-                warnings=warnings,
-                raw_records=pa.array(self.lines, type=pa.string()),
+                raw_records=pa.array(self.raw_records, type=pa.string()),
             )
-        self._reset()
+            self.values = {name: [] for name in self.columns}
+            self.row_numbers, self.raw_records = [], []
+        if self.rejected or warnings or batch is None:
+            yield self.flush(warnings)  # what is left: the rejected lines
+            warnings = []
+        if batch is not None:
+            batch.warnings = warnings
+            yield batch
 
 
 def _read_jsonl(
@@ -737,14 +720,14 @@ def _read_jsonl(
                 if objects and not checked:
                     _check_json_required(keys, entity, display_name)
                     checked = True
-                yield from rows.flush(keys.take_warnings())
+                yield from rows.flush_batches(keys.take_warnings())
     if objects and not checked:
         _check_json_required(keys, entity, display_name)
     warnings = keys.take_warnings()
     if data_rows == 0:
         warnings.append(f"{display_name}: file is empty; 0 rows loaded")
     if len(rows) or warnings:
-        yield from rows.flush(warnings)
+        yield from rows.flush_batches(warnings)
 
 
 # --- Parquet ---------------------------------------------------------------------------------
