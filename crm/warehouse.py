@@ -15,6 +15,13 @@ import duckdb
 
 from crm.schemas import DUCKDB_TYPES, ENTITIES, META_COLUMNS, Entity
 
+
+def sql_literal(text: str) -> str:
+    """`text` as a DuckDB string literal, for SQL built from names and values this code controls
+    (ids of a run, file names, rule values); data values go in as parameters or Arrow tables."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 # Memory and spill settings keep a 1M-customer run inside a few GiB on a 2-core machine.
 DEFAULT_MEMORY_LIMIT = "2500MB"
 

@@ -24,7 +24,7 @@ import duckdb
 from crm.rules import Rules
 from crm.run_state import is_forced
 from crm.schemas import ENTITY_BY_NAME
-from crm.warehouse import connect
+from crm.warehouse import connect, sql_literal
 from quality import gates
 from quality.gx_adapter import suite_outcome, to_asset_check_result
 from quality.results import ERROR, WARN, CheckOutcome, record_check
@@ -275,7 +275,7 @@ def allowed_values(
             continue
         column = f'"{spec.column}"'
         null_rule = "FALSE" if spec.nullable else f"{column} IS NULL"
-        values = ", ".join("'" + v.replace("'", "''") + "'" for v in spec.values)
+        values = ", ".join(sql_literal(v) for v in spec.values)
         problems[f"{spec.column}_not_allowed"] = _count_and_examples(
             con,
             f"SELECT coalesce(CAST({column} AS VARCHAR), 'null') || ' (' || customer_id || ')' "
@@ -292,7 +292,7 @@ def history_consistency(
     inverted, at most one is open (valid_to null), and every stage is a known one."""
     numbered = f"(SELECT *, row_number() OVER () AS period_no FROM {table})"
     far_future = "DATE '9999-12-31'"
-    values = ", ".join("'" + s.replace("'", "''") + "'" for s in stages)
+    values = ", ".join(sql_literal(s) for s in stages)
     problems = {
         "overlapping_periods": _count_and_examples(
             con,

@@ -43,6 +43,7 @@ from crm.ingest.parsing import clean_arrow, map_aliases, parse_boolean
 from crm.ingest.readers import RawChunk, TextBatch
 from crm.ingest.validate import CURRENCY_COLUMN, ValidationContext, _needs_nfkc
 from crm.schemas import Column, Entity
+from crm.warehouse import sql_literal
 
 # Characters that trimming removes (Unicode White_Space, plus a few Arrow may treat alike).
 _EDGE_SPACE = (
@@ -54,10 +55,6 @@ _DECIMAL = r"[0-9]{1,13}(\.[0-9]{1,2})?"
 _INTEGER = r"[0-9]{1,15}"
 _TIMESTAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])?"
 BOOLEAN_CANDIDATES = ("true", "false", "1", "0")
-
-
-def _sql(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _json_key(name: str) -> str:
@@ -157,7 +154,7 @@ class FastLane:
     def _column_sql(self, column: Column, source: str | None) -> _ColumnSql:
         value = source if source is not None else "CAST(NULL AS VARCHAR)"
         if column.default is not None:
-            value = f"coalesce(nullif({value}, ''), {_sql(column.default)})"
+            value = f"coalesce(nullif({value}, ''), {sql_literal(column.default)})"
         else:
             value = f"nullif({value}, '')"
         missing_ok = "false" if column.required else "true"
@@ -165,11 +162,13 @@ class FastLane:
         if literals is not None:
             if not literals:
                 return _ColumnSql(ok=f"{value} IS NULL AND {missing_ok}", typed="NULL")
-            cases = " ".join(f"WHEN {_sql(k)} THEN {_sql(v)}" for k, v in literals.items())
+            cases = " ".join(
+                f"WHEN {sql_literal(k)} THEN {sql_literal(v)}" for k, v in literals.items()
+            )
             typed = f"CASE {value} {cases} END"
             if column.type == "boolean":
                 typed = f"CAST({typed} AS BOOLEAN)"
-            keys = ", ".join(_sql(k) for k in literals)
+            keys = ", ".join(sql_literal(k) for k in literals)
             return _ColumnSql(
                 ok=f"CASE WHEN {value} IS NULL THEN {missing_ok} ELSE {value} IN ({keys}) END",
                 typed=typed,
@@ -181,8 +180,8 @@ class FastLane:
             pattern = (
                 f"(strlen({value}) = length({value}) AND {value} = trim({value}))"
                 if _needs_nfkc(column)
-                else f"NOT (regexp_matches(left({value}, 1), {_sql(_EDGE_SPACE)}) OR "
-                f"regexp_matches(right({value}, 1), {_sql(_EDGE_SPACE)}))"
+                else f"NOT (regexp_matches(left({value}, 1), {sql_literal(_EDGE_SPACE)}) OR "
+                f"regexp_matches(right({value}, 1), {sql_literal(_EDGE_SPACE)}))"
             )
             return _ColumnSql(
                 ok=f"CASE WHEN {value} IS NULL THEN {missing_ok} ELSE {pattern} END",
@@ -192,7 +191,7 @@ class FastLane:
             pattern = _DECIMAL if column.type == "decimal" else _INTEGER
             sql_type = "DECIMAL(18,2)" if column.type == "decimal" else "BIGINT"
             typed = f"TRY_CAST({value} AS {sql_type})"
-            check = f"regexp_full_match({value}, {_sql(pattern)}) AND {self._bounds(column, typed)}"
+            check = f"regexp_full_match({value}, {sql_literal(pattern)}) AND {self._bounds(column, typed)}"
             return _ColumnSql(
                 ok=f"CASE WHEN {value} IS NULL THEN {missing_ok} ELSE coalesce({check}, false) END",
                 typed=typed,
@@ -206,7 +205,9 @@ class FastLane:
                 for a, b, minutes in reversed(self._offsets)  # recent rows: first branch
             )
             typed = f"CASE {cases} END" if cases else "CAST(NULL AS TIMESTAMP)"
-            check = f"regexp_full_match({value}, {_sql(_TIMESTAMP)}) AND ({typed}) IS NOT NULL"
+            check = (
+                f"regexp_full_match({value}, {sql_literal(_TIMESTAMP)}) AND ({typed}) IS NOT NULL"
+            )
             return _ColumnSql(
                 ok=f"CASE WHEN {value} IS NULL THEN {missing_ok} ELSE coalesce({check}, false) END",
                 typed=typed,
@@ -235,7 +236,7 @@ class FastLane:
         # One scan per row for control characters, in any column: trimming would remove some,
         # and raw_record must escape them exactly as json.dumps does.
         control = (
-            f"NOT regexp_matches(concat_ws('', {', '.join(sources)}), {_sql(_CONTROL)})"
+            f"NOT regexp_matches(concat_ws('', {', '.join(sources)}), {sql_literal(_CONTROL)})"
             if sources
             else "true"
         )
@@ -244,7 +245,7 @@ class FastLane:
         for i, name in enumerate(names):
             prefix = ("{" if i == 0 else ", ") + _json_key(name) + ": "
             pieces.append(
-                f"{_sql(prefix)} || CASE WHEN s{i} IS NULL THEN 'null' ELSE "
+                f"{sql_literal(prefix)} || CASE WHEN s{i} IS NULL THEN 'null' ELSE "
                 f"'\"' || replace(replace(s{i}, '\\', '\\\\'), '\"', '\\\"') || '\"' END"
             )
         raw = " || ".join(pieces) + " || '}'" if pieces else "'{}'"
