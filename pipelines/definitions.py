@@ -17,10 +17,12 @@ from assets import alerts, churn, classification, ingest
 from assets.dbt import CrmDbtCliResource, build_dbt_assets, dbt_executable, dbt_project
 from assets.publish import build_publish_asset
 from assets.resources import CrmResource
+from pipelines import log_filters
 from pipelines.failure_summary import summarise_failure
 from pipelines.sensors import build_landing_sensor, build_schedule
 from quality.checks import classification_checks, raw_checks
 
+log_filters.install()  # Dagster's misleading warnings on a skipped rerun, lowered to DEBUG
 _project = dbt_project()
 dbt_models = build_dbt_assets(_project)
 
