@@ -77,7 +77,15 @@ class Signal:
 
 
 def _number(values: pd.Series) -> pd.Series:
-    """Numeric view of a column whatever DuckDB handed over (Decimal, Int64, float)."""
+    """Numeric view of a column whatever it holds (Decimal, Int64, float), as float64 with NaN
+    for null.
+
+    Numeric dtypes, which is what `crm.frames.read_table` hands over (DECIMAL as DOUBLE), are
+    cast directly; going through Python objects and `pd.to_numeric` gives the same floats, but
+    took ~1 s for the ten measures of 1M customers. Anything else (Decimal or text objects, as
+    a caller may pass) takes that general path."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return values.astype("float64")
     return pd.to_numeric(values.astype("object"), errors="coerce").astype("float64")
 
 

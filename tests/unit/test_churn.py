@@ -316,3 +316,28 @@ def test_signals_and_reasons_equal_the_per_row_sentences(seed: int) -> None:
     assert fired > n // 2  # most customers fire something, so the sentences were compared
     assert {s for names in risk["signals"] for s in names.split(",") if s} == set(REASONS)
     assert str(risk["reasons"].dtype) == str(pd.Series(["x"]).dtype)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([3, 0, -7, 2**53 + 1], dtype="int64"),
+        pd.Series([3, None, 400, -2], dtype="Int64"),
+        pd.Series([0.5, float("nan"), 1e16, -0.0], dtype="float64"),
+        pd.Series([0.1, None], dtype="Float64"),
+        pd.Series([Decimal("300.00"), None, Decimal("12345678.91")], dtype="object"),
+        pd.Series(["12.5", None, "x"], dtype="object"),
+    ],
+    ids=["int64", "Int64", "float64", "Float64", "decimal-objects", "text"],
+)
+def test_measures_read_as_the_same_floats_whatever_their_dtype(values: pd.Series) -> None:
+    """The direct cast for numeric dtypes gives what the general Python-object path gives
+    (float64, NaN for null)."""
+    import numpy as np
+
+    from crm.churn import _number
+
+    general = pd.to_numeric(values.astype("object"), errors="coerce").astype("float64")
+    got = _number(values)
+    assert got.dtype == np.float64
+    assert np.array_equal(got.to_numpy(), general.to_numpy(), equal_nan=True)
