@@ -315,3 +315,20 @@ def test_planner_agrees_with_the_per_row_rules_on_random_outboxes(
         )
         created = create_alerts(connection, risk, customers, REPS, as_of, rules)
     assert sorted(created["customer_id"]) == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.Series([True, False, True], dtype="bool"),
+        pd.Series([True, None, False], dtype="boolean"),
+        pd.Series([True, None, float("nan"), False, 1, 0, "no"], dtype="object"),
+    ],
+    ids=["bool", "nullable-boolean", "objects"],
+)
+def test_key_account_flags_are_flag_of_each_value_whatever_the_dtype(values: pd.Series) -> None:
+    """The cast for boolean columns answers what `_flag` answers for each value (null = no)."""
+    from crm.alerts import _flag, _flags
+
+    assert _flags(values).tolist() == [_flag(v) for v in values]
+    assert _flags(values).dtype == bool
