@@ -21,7 +21,7 @@ import smtplib
 import ssl
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email import policy
@@ -108,8 +108,13 @@ class DeliveryError(Exception):
         self.unreachable = unreachable
 
 
+def _is_missing(value: object) -> bool:
+    """NULL as the outbox frame carries it: None, or NaN in a pandas string column."""
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
+
+
 def _split_addresses(text: object) -> list[str]:
-    if text is None or (not isinstance(text, str) and pd.isna(text)):
+    if _is_missing(text):
         return []
     return [a.strip() for a in str(text).split(",") if a.strip()]
 
@@ -157,15 +162,15 @@ def build_digests(pending: pd.DataFrame, sender: str) -> list[Digest]:
 
 
 def _label(labels: dict[str, Label], code: object) -> str:
-    if code is None or (not isinstance(code, str) and pd.isna(code)):
+    if _is_missing(code):
         return "-"
     label = labels.get(str(code))
     return f"{label.zh} / {label.en}" if label else str(code)
 
 
-def _customer(alert: pd.Series) -> str:
+def _customer(alert: Mapping[str, object]) -> str:
     name = alert.get("customer_name")
-    if name is None or (not isinstance(name, str) and pd.isna(name)) or not str(name).strip():
+    if _is_missing(name) or not str(name).strip():
         return str(alert["customer_id"])
     return f"{name} ({alert['customer_id']})"
 
@@ -182,6 +187,36 @@ class DigestLine:
     action: str
 
 
+# The outbox columns a digest line shows. Why not `iterrows` or `to_dict("records")` over the
+# whole outbox row: both box all 27 columns of every alert one value at a time, which took
+# 10-20 s for the 118k alerts of a first day at 1M customers; these eight, read column-wise,
+# take well under a second.
+_LINE_COLUMNS = (
+    "customer_id",
+    "customer_name",
+    "stage",
+    "value_tier",
+    "risk_score",
+    "risk_level",
+    "reasons",
+    "suggested_action_label",
+)
+
+
+def _line_rows(alerts: pd.DataFrame) -> list[dict[str, object]]:
+    """Each alert as {column: value} for the line columns it has, in the digest's order."""
+    names = [name for name in _LINE_COLUMNS if name in alerts.columns]
+    columns = [alerts[name].tolist() for name in names]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _reason_lines(reasons: object) -> list[str]:
+    """One reason per line of the stored text; none for NULL (not the text "nan")."""
+    if _is_missing(reasons):
+        return []
+    return [line for line in str(reasons).splitlines() if line.strip()]
+
+
 def _lines(digest: Digest, rules: Rules) -> list[DigestLine]:
     stages, tiers = rules.lifecycle.labels, rules.segments.value_tier.labels
     return [
@@ -190,10 +225,10 @@ def _lines(digest: Digest, rules: Rules) -> list[DigestLine]:
             stage=_label(stages, alert.get("stage")),
             value_tier=_label(tiers, alert.get("value_tier")),
             score=f"{int(alert['risk_score'])} ({alert['risk_level']})",
-            reasons=[r for r in str(alert.get("reasons") or "").splitlines() if r.strip()],
+            reasons=_reason_lines(alert.get("reasons")),
             action=str(alert["suggested_action_label"]),
         )
-        for _, alert in digest.alerts.iterrows()
+        for alert in _line_rows(digest.alerts)
     ]
 
 
