@@ -60,6 +60,19 @@ def read_table(
     return _frame_from_arrow(arrow)
 
 
+def records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, object]]:
+    """Each row as {column: value} for `columns` (those of them the frame has), in row order.
+
+    Why not `iterrows`, `itertuples` or `to_dict("records")`: they box every value of every
+    column one at a time, and pandas' Arrow-backed strings iterate slowly. On the 118k alerts
+    of a first day at 1M customers that was 10–20 s for the digests; reading just the needed
+    columns with `tolist` takes well under a second. Values are what `tolist` gives: Python
+    scalars, NaN for a missing string."""
+    names = [name for name in columns if name in frame.columns]
+    values = [frame[name].tolist() for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+
+
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 

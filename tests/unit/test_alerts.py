@@ -138,6 +138,37 @@ def test_planned_alert_carries_bilingual_action_label_and_route() -> None:
     assert alert["customer_name"] == "客户C1"
 
 
+def test_candidates_sharing_an_owner_are_each_routed_by_their_own_key_account_flag() -> None:
+    """Planning routes once per (owner, key account) pair; every alert must still carry the
+    route of its own customer, as `route_alert` gives it for that customer alone."""
+    owners = ["R_ACTIVE", " R_ACTIVE ", "R_INACTIVE_MGR", "R_NO_MANAGER", None, "R_GONE", ""]
+    risk, customers, expected = [], [], {}
+    for number in range(28):
+        customer_id = f"C{number:02d}"
+        owner, key = owners[number % len(owners)], number % 4 < 2
+        risk.append(risk_row(customer_id, "high", 70))
+        customers.append(customer_row(customer_id, key=key, owner=owner))
+        route = route_alert(owner, key, REPS, default_rules())
+        expected[customer_id] = (route.recipient, route.cc)
+    alerts = plan_alerts(
+        pd.DataFrame(risk),
+        pd.DataFrame(customers),
+        REPS,
+        read_outbox_empty(),
+        DAY0,
+        default_rules(),
+    )
+    got = {  # a missing cc reads back as NaN from the frame's string column
+        row.customer_id: (row.recipient, row.cc if isinstance(row.cc, str) else None)
+        for row in alerts.itertuples()
+    }
+    assert got == expected
+    # the pairs above cover a cc (key account of an active rep) and no cc for the same owner
+    assert got["C00"] == ("zhang@example.com", "boss@example.com")
+    assert got["C14"] == ("zhang@example.com", None)
+    assert got["C04"] == (POOL, None) and got["C05"] == (POOL, None)
+
+
 def read_outbox_empty() -> pd.DataFrame:
     return pd.DataFrame(columns=["alert_id", "customer_id", "as_of", "risk_level", "status"])
 

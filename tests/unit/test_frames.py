@@ -8,7 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from crm.frames import read_query, read_table, replace_as_of, replace_table
+from crm.frames import read_query, read_table, records, replace_as_of, replace_table
 
 COLUMNS = {
     "v": "VARCHAR",
@@ -228,3 +228,28 @@ def test_large_frames_are_scanned_in_slices_and_keep_their_row_order(
     replace_table(con, "main.t", frame)
     back = read_table(con, "main.t")
     pd.testing.assert_frame_equal(back, frame)
+
+
+def _same_value(a: object, b: object) -> bool:
+    """Equal values, or both missing (None, NaN, NaT, NA)."""
+    if pd.isna(a) or pd.isna(b):
+        return bool(pd.isna(a) and pd.isna(b))
+    return bool(a == b)
+
+
+def test_records_give_each_rows_values_as_iterrows_does() -> None:
+    """`records` is the fast way to walk rows: the value of every cell must equal the one the
+    row-by-row reading gives (`iterrows`), NULLs included, in row order."""
+    con = duckdb.connect()
+    _make(con, "t", ROWS + [(None,) * len(COLUMNS)] + ROWS[:1])
+    frame = read_table(con, "t")
+    wanted = ["ts", "v", "i8", "b", "no_such_column", "m", "d"]
+    rows = records(frame, wanted)
+    present = [name for name in wanted if name in frame.columns]
+    assert len(rows) == len(frame) == 5
+    for row, (_, reference) in zip(rows, frame.iterrows(), strict=True):
+        assert list(row) == present  # asked order, the missing column left out
+        for name in present:
+            assert _same_value(row[name], reference[name]), (name, row[name], reference[name])
+    assert rows[0]["v"] == "甲" and rows[1]["i8"] == 2**40 and rows[0]["b"] is True
+    assert all(pd.isna(value) for value in rows[3].values())
