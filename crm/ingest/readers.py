@@ -579,6 +579,11 @@ def _add_csv_row(
 # --- JSONL -----------------------------------------------------------------------------------
 
 
+# Distinct key orders remembered per file: a log whose objects have arbitrary keys takes
+# `_add_json_object` for the orders beyond this many instead of growing the cache.
+MAX_JSON_LAYOUTS = 1024
+
+
 class _JsonKeys:
     """Per-file cache of JSON key → canonical column, warning once per unknown key."""
 
@@ -589,6 +594,7 @@ class _JsonKeys:
         self.mapping: dict[str, str | None] = {}
         self.seen: set[str] = set()
         self.warnings: list[str] = []
+        self.layouts: dict[tuple[str, ...], tuple[str | None, ...] | None] = {}
 
     def canonical(self, key: str) -> str | None:
         if key not in self.mapping:
@@ -602,6 +608,22 @@ class _JsonKeys:
     def take_warnings(self) -> list[str]:
         taken, self.warnings = self.warnings, []
         return taken
+
+    def layout(self, keys: tuple[str, ...]) -> tuple[str | None, ...] | None:
+        """The column of each of `keys` (None: an unknown key, ignored) for an object with
+        exactly these keys in this order, or None when the object must take
+        `_add_json_object`: a key not resolved yet (resolving it there warns in line order),
+        or two keys naming one column (where the first non-null value wins)."""
+        if keys in self.layouts:
+            return self.layouts[keys]
+        if any(key not in self.mapping for key in keys):
+            return None
+        columns = tuple(self.mapping[key] for key in keys)
+        named = [column for column in columns if column is not None]
+        layout = columns if len(named) == len(set(named)) else None
+        if len(self.layouts) < MAX_JSON_LAYOUTS:
+            self.layouts[keys] = layout
+        return layout
 
 
 def _json_scalar(value: Any) -> str | None:
@@ -676,6 +698,40 @@ class _JsonRows(_ChunkBuilder):
             headers=self.columns, positions=list(enumerate(self.columns)), warnings=[]
         )
 
+    def _reset(self) -> None:
+        super()._reset()
+        self._plans: dict[tuple[str | None, ...], tuple[list, list]] = {}
+
+    def _plan(self, layout: tuple[str | None, ...]) -> tuple[list, list]:
+        """For objects of `layout`: the append of each key's column list (a no-op for unknown
+        keys), and those of the columns such objects lack. Bound to this chunk's lists."""
+        appends = [_ignore if column is None else self.values[column].append for column in layout]
+        missing = [self.values[name].append for name in self.columns if name not in layout]
+        plan = self._plans[layout] = (appends, missing)
+        return plan
+
+    def add_object(
+        self, line_number: int, obj: dict[str, Any], text: str, layout: tuple[str | None, ...]
+    ) -> bool:
+        """Add an object whose keys have `layout`, as `_add_json_object` would, when the line
+        cannot hold a nested value or a NUL (the text has no `{` after its first character, no
+        `[` and no `\\u0000` escape): True. False leaves the line to `_add_json_object`, which
+        words the rejection (or accepts a string that merely contains a bracket).
+
+        Values are kept as parsed (str, None, numbers, booleans) and turned into text per
+        column when the batch is built (`_json_text_column`): the same text `_json_scalar`
+        gives, without a Python call per value."""
+        if text.find("{", 1) >= 0 or "[" in text or "\\u0000" in text:
+            return False
+        appends, missing = self._plans.get(layout) or self._plan(layout)
+        for append, value in zip(appends, obj.values(), strict=True):
+            append(value)
+        for append in missing:
+            append(None)
+        self.row_numbers.append(line_number)
+        self.raw_records.append(text)
+        return True
+
     def flush_batches(self, warnings: list[str]) -> Iterator[RawChunk | TextBatch]:
         """The rejected lines and the warnings as an ordinary chunk (also when it is empty and
         no row follows), then the accepted rows as a text batch."""
@@ -683,19 +739,37 @@ class _JsonRows(_ChunkBuilder):
         if self.row_numbers:
             batch = TextBatch(
                 names=self.columns,
-                texts=[pa.array(self.values[name], type=pa.string()) for name in self.columns],
+                texts=[_json_text_column(self.values[name]) for name in self.columns],
                 header=self.header,
                 row_numbers=np.array(self.row_numbers, dtype=np.int64),
                 raw_records=pa.array(self.raw_records, type=pa.string()),
             )
             self.values = {name: [] for name in self.columns}
             self.row_numbers, self.raw_records = [], []
+            self._plans = {}  # they append to the lists just replaced
         if self.rejected or warnings or batch is None:
             yield self.flush(warnings)  # what is left: the rejected lines
             warnings = []
         if batch is not None:
             batch.warnings = warnings
             yield batch
+
+
+def _json_text_column(values: list[Any]) -> pa.Array:
+    """A column of JSON scalars as text: strings and nulls as they are, numbers and booleans
+    as `_json_scalar` writes them (Arrow refuses a list that holds anything but str and None)."""
+    try:
+        return pa.array(values, type=pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        texts = [
+            value if value is None or type(value) is str else _json_scalar(value)
+            for value in values
+        ]
+        return pa.array(texts, type=pa.string())
+
+
+def _ignore(value: Any) -> None:
+    """Where the value of a key that names no column goes."""
 
 
 def _read_jsonl(
@@ -715,7 +789,9 @@ def _read_jsonl(
                 rows.reject(line_number, text, f"{problem} (rule: parse)", "parse", None)
             else:
                 objects += 1
-                _add_json_object(rows, line_number, obj, text, keys)
+                layout = keys.layout(tuple(obj))
+                if layout is None or not rows.add_object(line_number, obj, text, layout):
+                    _add_json_object(rows, line_number, obj, text, keys)
             if len(rows) >= chunk_rows:
                 if objects and not checked:
                     _check_json_required(keys, entity, display_name)

@@ -346,3 +346,79 @@ def test_csv_text_batches_hold_what_the_row_wise_path_reads(
     assert len(expected[0]) > 150 and len(expected[1]) > 50  # both kinds, in numbers
     pd.testing.assert_frame_equal(as_rows[0], expected[0])
     pd.testing.assert_frame_equal(as_rows[1], expected[1])
+
+
+@pytest.mark.parametrize(("seed", "messy"), [(1, True), (2, True), (3, True), (4, False)])
+def test_jsonl_objects_of_known_key_orders_read_as_each_object_alone_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, messy: bool
+):
+    """Objects whose key order was seen before are appended by their layout, their values made
+    text per column when the batch is built. Read with and without that shortcut (every object
+    through `_add_json_object`), a call-centre log gives the same chunks: values, row numbers,
+    lines, rejected rows, warnings and their order. A messy log has broken lines, nested values
+    and NULs in most chunks; a clean one has chunks with no rejected line at all."""
+    import random
+
+    from crm.ingest import readers
+
+    rng = random.Random(seed)
+    keys = ["interaction_id", "customer_id", "occurred_at", "channel", "satisfaction", "nps",
+            "互动编号", "满意度", "notes", "Customer ID"]  # fmt: skip
+    values = ["I1", "C1", "", " edge ", "a [bracket]", "{brace}", "nul\x00", "林伟", None, 0, -0,
+              7, 2**70, 1.5, 1e16, 0.1, -2.5e-7, True, False, float("nan"), float("inf"),
+              {"id": 1}, [1, 2], [], "2024-01-05 10:00:00"]  # fmt: skip
+    if not messy:
+        values = [v for v in values if not isinstance(v, dict | list) and v != "nul\x00"]
+    orders = [rng.sample(keys, rng.randrange(2, 7)) for _ in range(6)]
+    lines = []
+    for number in range(600):
+        roll = rng.random()
+        if messy and roll < 0.03:
+            lines.append(rng.choice(["not json", "[1, 2]", "", '{"a": 1', "\ufeff\ufeff{}"]))
+            continue
+        order = rng.choice(orders) if roll < 0.9 else rng.sample(keys, rng.randrange(1, 5))
+        obj = {key: rng.choice(values) for key in order}
+        obj.setdefault("interaction_id", f"I{number}")
+        for required in INTERACTIONS.required:  # else the file fails as a whole
+            obj.setdefault(required, "inbound" if required == "direction" else "x")
+        text = json.dumps(obj, ensure_ascii=rng.random() < 0.5)
+        lines.append(("  " if rng.random() < 0.05 else "") + text)
+    path = tmp_path / "log.jsonl"
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", "utf-8")
+
+    def chunks() -> list[tuple]:
+        read = read_file(path, INTERACTIONS, ALIASES, display_name="log.jsonl", chunk_rows=40)
+        out = []
+        for chunk in read:
+            if isinstance(chunk, TextBatch):
+                out.append(
+                    (
+                        "batch",
+                        chunk.names,
+                        [text.to_pylist() for text in chunk.texts],
+                        chunk.row_numbers.tolist(),
+                        chunk.raw_records.to_pylist(),
+                        chunk.warnings,
+                    )
+                )
+            else:
+                out.append(
+                    (
+                        "chunk",
+                        chunk.frame.to_dict("list"),
+                        chunk.rejected.to_dict("list"),
+                        chunk.warnings,
+                    )
+                )
+        return out
+
+    by_layout = chunks()
+    monkeypatch.setattr(readers._JsonKeys, "layout", lambda self, keys: None)
+    one_by_one = chunks()
+    assert by_layout == one_by_one
+    batched = [c for c in by_layout if c[0] == "batch"]
+    rejected = sum(len(c[2]["row_number"]) for c in by_layout if c[0] == "chunk")
+    texts = {v for c in batched for column in c[2] for v in column}
+    assert sum(len(c[3]) for c in batched) > 300  # accepted and rejected rows, in numbers
+    assert rejected > 50 if messy else rejected == 0
+    assert {"true", "1e+16", "NaN", "1180591620717411303424", "-2.5e-07"} <= texts
