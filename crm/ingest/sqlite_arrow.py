@@ -9,12 +9,13 @@ Exactness: the loader validates database values as the text a file would carry
 (`loader._db_value_as_text`: Python's `str()` of an int or float, UTF-8 of a blob). SQLite's own
 text for a REAL differs from Python's (`12345678901234.561` against `12345678901234.56`), and
 ADBC types a result column from its first batch (a column NULL for a whole batch breaks the next
-one). So every column is read as tagged text that is never NULL — `n` for NULL, `v…` for integer
+one). So a column is read as tagged text that is never NULL — `n` for NULL, `v…` for integer
 and text values (SQLite's text of an integer is Python's), `r` for a REAL, `b<hex>` for a blob —
 plus the REAL itself in a second column. A REAL is written by Arrow where Arrow's text is
 provably Python's (same shortest digits, positional, |x| >= 1e-4), else by `str()`; a blob is
-decoded by Python as before. tests/unit/test_sqlite_arrow.py compares both readers
-on tables mixing every storage class.
+decoded by Python as before. A column whose every value in the rows read is TEXT needs no tag
+and is read as it is (`Snapshot.text_only_columns`). tests/unit/test_sqlite_arrow.py compares
+both readers on tables mixing every storage class.
 """
 
 from __future__ import annotations
@@ -142,10 +143,17 @@ class Snapshot:
     ) -> Iterator[tuple[pa.Array | None, list[pa.Array]]]:
         """Batches of `table` as (rowids or None, one Arrow string array per column, None for
         NULL, in `columns` order); `where` uses `?` placeholders. Invalid UTF-8 text fails the
-        read (as on sqlite3)."""
+        read (as on sqlite3).
+
+        Columns whose every value read is TEXT (`text_only_columns`) are read as they are; the
+        others as tagged text (module docstring)."""
+        plain = self.text_only_columns(table, columns, where=where, params=params)
         select = [f"{rowid}, 0.0"] if rowid else []
         for name in columns:
             q = _quote(name)
+            if name in plain:
+                select.append(q)
+                continue
             select.append(
                 f"CASE typeof({q}) WHEN 'null' THEN 'n' WHEN 'real' THEN 'r' "
                 f"WHEN 'blob' THEN 'b' || hex({q}) ELSE 'v' || {q} END, "
@@ -156,13 +164,69 @@ class Snapshot:
             query += f" WHERE {where}"
         if order_by:
             query += " ORDER BY " + ", ".join(_quote(c) for c in order_by)
-        first = 2 if rowid else 0
         for batch in self._batches(query, params, batch_rows):
-            texts = [
-                _untag(batch.column(i), batch.column(i + 1))
-                for i in range(first, batch.num_columns, 2)
-            ]
+            position = 2 if rowid else 0
+            texts = []
+            for name in columns:
+                if name in plain:
+                    texts.append(_valid_text(batch.column(position)))
+                    position += 1
+                else:
+                    texts.append(_untag(batch.column(position), batch.column(position + 1)))
+                    position += 2
             yield (batch.column(0).cast(pa.int64()) if rowid else None), texts
+
+    def text_only_columns(
+        self, table: str, columns: Sequence[str], *, where: str = "", params: Sequence[object] = ()
+    ) -> set[str]:
+        """The columns of `columns` with TEXT affinity whose every value in the rows `where`
+        selects is TEXT (no NULL, no blob): their values need no tag, so they are read as is.
+
+        Why: tagging costs SQLite a CASE and a string copy per value. At 1M customers reading
+        10M orders took 40.7 s of CPU tagged, 12.8 s as is; asking which columns are all text
+        takes ~4 s (one scan of those rows: one test per row, then per column if one fails).
+        Only TEXT affinity is asked about (SQLite stores numbers given to such a column as
+        text); NULLs stay tagged because ADBC types a column from its first batch."""
+        declared = {
+            str(row["name"]): str(row["type"] or "")
+            for batch in self._batches(
+                "SELECT name, type FROM pragma_table_xinfo(?)", [table], 1024
+            )
+            for row in batch.to_pylist()
+        }
+        candidates = [name for name in columns if _text_affinity(declared.get(name))]
+        if not candidates:
+            return set()
+        tests = [f"typeof({_quote(name)}) <> 'text'" for name in candidates]
+        suffix = f" FROM {_quote(table)}" + (f" WHERE {where}" if where else "")
+        if not self._counts(
+            f"SELECT count(*) FILTER (WHERE {' OR '.join(tests)})" + suffix, params
+        )[0]:
+            return set(candidates)
+        counts = self._counts(
+            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {test})" for test in tests) + suffix,
+            params,
+        )
+        return {name for name, count in zip(candidates, counts, strict=True) if not count}
+
+    def _counts(self, query: str, params: Sequence[object]) -> list[int]:
+        (row,) = [row for batch in self._batches(query, params, 16) for row in batch.to_pylist()]
+        return [int(value or 0) for value in row.values()]
+
+
+def _text_affinity(declared: str | None) -> bool:
+    """SQLite's rule for a declared column type (datatype3.html §3.1): TEXT affinity when it
+    holds CHAR, CLOB or TEXT and not INT (INT decides first). None: no such column."""
+    if declared is None:
+        return False
+    upper = declared.upper()
+    return "INT" not in upper and any(word in upper for word in ("CHAR", "CLOB", "TEXT"))
+
+
+def _valid_text(column: pa.Array) -> pa.Array:
+    text = column.cast(pa.string())
+    text.validate(full=True)  # invalid UTF-8 raises here, as for tagged text
+    return text
 
 
 def _untag(tagged: pa.Array, reals: pa.Array) -> pa.Array:

@@ -262,3 +262,63 @@ def test_a_column_named_rowid_does_not_hide_the_rowid(tmp_path: Path) -> None:
         assert sum((batch.to_pylist() for batch in order), []) == [2, 1, 3]
         assert snapshot.rowid_name("v") is None
         assert snapshot.rowid_name("all three") is None
+
+
+TEXTS = ["879.35", " 12 ", "客户甲", "", "2026-01-01 10:00:00", "nul\x00inside", "x" * 5000, "0"]
+
+
+def _make_text_table(path: Path, rows: int, odd: dict[int, tuple[str, object]]) -> None:
+    """TEXT-affinity columns a, b, "d d" holding text only (numbers given to them are stored as
+    text), c without affinity; `odd` puts one NULL or blob (column, value) in a chosen row."""
+    with sqlite3.connect(path) as conn:
+        conn.execute('CREATE TABLE t (a TEXT, b VARCHAR(20), c, "d d" NCHAR(8), e CLOB)')
+        data = []
+        for i in range(rows):
+            row = {
+                "a": TEXTS[i % len(TEXTS)],
+                "b": [12, 12.5, "甲"][i % 3],  # numbers become text in a TEXT column
+                "c": TEXTS[(i * 3) % len(TEXTS)],
+                "d d": TEXTS[(i * 5) % len(TEXTS)],
+                "e": TEXTS[(i * 7) % len(TEXTS)],
+            }
+            if i in odd:
+                column, value = odd[i]
+                row[column] = value
+            data.append(tuple(row.values()))
+        conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?)", data)
+
+
+@pytest.mark.parametrize(
+    ("odd", "text_only"),
+    [
+        pytest.param({}, {"a", "b", "d d", "e"}, id="all text"),
+        pytest.param({5 * BATCH: ("a", None)}, {"b", "d d", "e"}, id="one NULL late"),
+        pytest.param({3: ("e", b"\x00\x01")}, {"a", "b", "d d"}, id="one blob"),
+    ],
+)
+def test_columns_of_text_only_are_read_as_is_and_equal_the_reference(
+    tmp_path: Path, odd: dict, text_only: set[str]
+) -> None:
+    """Only TEXT-affinity columns all of whose values read are TEXT skip the tags (c has no
+    affinity, so it is never asked about); either way every column reads as the reference."""
+    db = tmp_path / "s.db"
+    _make_text_table(db, rows=6 * BATCH + 5, odd=odd)
+    with sqlite_arrow.Snapshot(db) as snapshot:
+        found = snapshot.text_only_columns("t", ["a", "b", "c", "d d", "e"])
+    assert found == text_only
+    expected = _reference(db)
+    assert "nul\x00inside" in expected[0] and "12.5" in expected[1]
+    assert _read(db, order_by=["rowid"]) == expected
+
+
+def test_text_only_is_decided_on_the_rows_read(tmp_path: Path) -> None:
+    """A NULL outside the rows `where` selects does not keep a column tagged."""
+    db = tmp_path / "s.db"
+    _make_text_table(db, rows=3 * BATCH, odd={0: ("a", None)})
+    where, params = "rowid > ?", [1]
+    with sqlite_arrow.Snapshot(db) as snapshot:
+        assert "a" not in snapshot.text_only_columns("t", ["a"])
+        assert snapshot.text_only_columns("t", ["a"], where=where, params=params) == {"a"}
+    assert _read(db, where=where, params=params, order_by=["rowid"]) == _reference(
+        db, "WHERE rowid > ?", (1,)
+    )
