@@ -137,18 +137,21 @@ def action_label(action: str, rules: Rules) -> str:
     return f"{label.zh} / {label.en}"
 
 
+# The customer columns a candidate carries (`customers` of `plan_alerts`).
+_CUSTOMER_COLUMNS = (
+    "customer_id",
+    "name",
+    "owner_rep_id",
+    "stage",
+    "value_tier",
+    "is_key_account",
+    "is_price_sensitive",
+)
+
+
 def _candidates(risk: pd.DataFrame, customers: pd.DataFrame, rules: Rules) -> pd.DataFrame:
     """Scored customers whose level calls for an alert (high; medium too for key accounts)."""
-    customer_columns = [
-        "customer_id",
-        "name",
-        "owner_rep_id",
-        "stage",
-        "value_tier",
-        "is_key_account",
-        "is_price_sensitive",
-    ]
-    info = customers.reindex(columns=customer_columns).copy()
+    info = customers.reindex(columns=list(_CUSTOMER_COLUMNS)).copy()
     info["customer_id"] = info["customer_id"].astype(str)
     scored = risk.copy()
     scored["customer_id"] = scored["customer_id"].astype(str)
@@ -183,20 +186,8 @@ def cooldown_window(as_of: date, rules: Rules) -> tuple[date, date]:
     return as_of - timedelta(days=max(rules.alerts.cooldown_days - 1, 0)), as_of
 
 
-# The candidate columns an alert row is made of (`_candidates` gives each of them).
-_CANDIDATE_COLUMNS = (
-    "customer_id",
-    "name",
-    "owner_rep_id",
-    "stage",
-    "value_tier",
-    "is_key_account",
-    "is_price_sensitive",
-    "risk_level",
-    "risk_score",
-    "reasons",
-    "signals",
-)
+# The candidate columns an alert row is made of: the scored customer's own, then its score's.
+_CANDIDATE_COLUMNS = (*_CUSTOMER_COLUMNS, "risk_level", "risk_score", "reasons", "signals")
 
 
 def plan_alerts(
