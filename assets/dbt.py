@@ -5,7 +5,11 @@ bad mart runs in that run (write-audit-publish: publication is the last step).
 
 The uniqueness and reference tests of the incremental staging models read only the rows staged
 since their last passing build (dbt_project/macros/verified.sql): this step tells dbt the
-watermarks (`--vars verified_since`) and records new ones after a build whose tests all passed.
+watermarks (the run value `verified_since`) and records new ones after a build whose tests all
+passed.
+
+as_of and the watermarks reach dbt through the environment variable CRM_DBT_RUN_VARS, not
+`--vars`, so that a new day keeps dbt's partial parse (dbt_project/macros/run_vars.sql).
 """
 
 import hashlib
@@ -14,7 +18,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 from packaging import version
 
 from assets.resources import CrmResource
+from crm.rules import Rules
 from crm.run_state import content_hash, is_forced
 from crm.schemas import ENTITY_BY_NAME
 from crm.warehouse import connect
@@ -134,6 +140,33 @@ def staging_scopes(warehouse: Path, definitions: str, *, whole: bool) -> dict[st
         }
 
 
+def parse_vars(timezone: str, rules: Rules) -> dict[str, Any]:
+    """The `--vars` of a daily build: only what changes the parsed project when it changes.
+
+    Values that change every run (as_of, the verified watermarks) go through CRM_DBT_RUN_VARS
+    instead (dbt_project/macros/run_vars.sql): any change of `--vars` makes dbt parse the whole
+    project again, and with these alone a daily run reuses the previous parse."""
+    return {"timezone": timezone, "crm": rules.dbt_vars()}
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Sets environment variables for the block and restores the previous ones after it.
+
+    Why scoped: the values belong to one dbt process; left in this process they would leak into
+    whatever runs next in it (another run, a test's own dbt call reading a stale watermark)."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def models_whose_tests_passed(
     manifest: Mapping[str, Any], run_results: Mapping[str, Any], models: list[str]
 ) -> list[str]:
@@ -179,28 +212,28 @@ def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
         settings = crm.settings()
         rules = crm.rules()
         as_of = crm.as_of_for(context)
-        dbt_vars = {
-            "as_of": as_of.isoformat(),
-            "timezone": settings.timezone,
-            "crm": rules.dbt_vars(),
-        }
         definitions = staging_definitions(settings.timezone)
         scopes = staging_scopes(settings.warehouse, definitions, whole=is_forced(context.run.tags))
-        dbt_vars["verified_since"] = {m: s.since for m, s in scopes.items() if s.since is not None}
         for model, scope in scopes.items():
             context.log.info(f"{model} uniqueness and reference tests read: {scope.reason}")
-        # The dbt subprocess inherits this process's environment: point it at this run's file.
-        os.environ["CRM_WAREHOUSE"] = str(settings.warehouse)
+        run_vars = {
+            "as_of": as_of.isoformat(),
+            "verified_since": {m: s.since for m, s in scopes.items() if s.since is not None},
+        }
         context.log.info(f"dbt build for as_of {as_of} on {settings.warehouse}")
         # dbt unit tests check the SQL, not the data: they run in the test suite, not every day.
         args = ["build", "--exclude-resource-type", "unit_test"]
-        # One fixed target folder (runs never overlap: one writer), instead of a new folder per
-        # run that would pile up under target/ on a daily schedule.
-        invocation = dbt.cli(
-            [*args, "--vars", json.dumps(dbt_vars, ensure_ascii=False)],
-            context=context,
-            target_path=Path("target") / "run",
-        )
+        args += ["--vars", json.dumps(parse_vars(settings.timezone, rules), ensure_ascii=False)]
+        # The dbt process gets this run's file and run values through its environment; the
+        # process is started inside `dbt.cli`, so the variables are set only around that call.
+        with environment(
+            CRM_WAREHOUSE=str(settings.warehouse),
+            CRM_DBT_RUN_VARS=json.dumps(run_vars, ensure_ascii=False),
+        ):
+            # One fixed target folder (runs never overlap: one writer), instead of a new folder
+            # per run that would pile up under target/ on a daily schedule; it also keeps dbt's
+            # partial-parse state from one run to the next.
+            invocation = dbt.cli(args, context=context, target_path=Path("target") / "run")
         yield from invocation.stream()
         # Reached only when dbt succeeded (a failing test raises above).
         verified = models_whose_tests_passed(

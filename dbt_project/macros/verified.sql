@@ -8,13 +8,13 @@
     `_load_seq`; meta.released_rows lists them — `_load_seq` comes from one sequence, so no
     entity filter is needed).
 
-    The watermark comes from Dagster (`--vars '{"verified_since": {"<model>": N}}'`), which
-    records it after a build whose tests passed and drops it whenever the whole table must be
-    read again (quality/verified.py: first build, changed dbt code, deleted or back-dated raw
-    rows, forced run). Without it — `dbt build` by hand, a model not listed — the tests read
+    The watermark comes from Dagster (the run value `verified_since` = `{"<model>": N}`, see
+    macros/run_vars.sql), which records it after a build whose tests passed and drops it
+    whenever the whole table must be read again (quality/verified.py: first build, changed dbt
+    code, deleted or back-dated raw rows, forced run). Without it — `dbt build` by hand, a model not listed — the tests read
     every row. Consumers: tests/generic/*_since_verified.sql. -#}
 {% macro rows_since_verified(model, alias=none) -%}
-    {%- set since = var('verified_since', {}).get(model.identifier) -%}
+    {%- set since = run_var('verified_since', {}).get(model.identifier) -%}
     {%- set column = (alias ~ '.' if alias else '') ~ 'load_seq' -%}
     {%- if since is none -%}
         true

@@ -60,7 +60,8 @@ def write_raw_rows(warehouse: Path, rows_by_entity: RawRows) -> None:
 
 
 def dbt_vars(as_of: date, timezone: str, rules: Rules) -> str:
-    """The `--vars` JSON a run passes: as_of, timezone and the rules subset dbt reads."""
+    """The `--vars` JSON of a run by hand: as_of, timezone and the rules subset dbt reads.
+    (Dagster passes as_of through CRM_DBT_RUN_VARS instead: tests/integration/test_dbt_run_vars.py.)"""
     return json.dumps(
         {"as_of": as_of.isoformat(), "timezone": timezone, "crm": rules.dbt_vars()},
         ensure_ascii=False,
@@ -68,18 +69,23 @@ def dbt_vars(as_of: date, timezone: str, rules: Rules) -> str:
 
 
 def run_dbt(
-    args: Sequence[str], warehouse: Path, target_dir: Path
+    args: Sequence[str],
+    warehouse: Path,
+    target_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run the venv's dbt on the project with CRM_WAREHOUSE pointing at `warehouse`.
 
     Artefacts and logs go to `target_dir`, so tests never touch the project's own `target/`
-    (which `dagster dev` or another session may be using).
+    (which `dagster dev` or another session may be using). CRM_DBT_RUN_VARS is passed only when
+    `extra_env` sets it, so a value left in the test process never reaches dbt unasked.
     """
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "CRM_DBT_RUN_VARS"},
         "CRM_WAREHOUSE": str(warehouse),
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **(extra_env or {}),
     }
     command = [
         str(DBT_EXECUTABLE),

@@ -59,15 +59,20 @@ def stage_copy_of_i1(warehouse, load_seq: int, **changes: str) -> None:
         )
 
 
-def failing_tests(warehouse, tmp_path, since: int | None) -> set[str]:
-    """Names of the tests of the model that fail, with or without a watermark."""
+def failing_tests(warehouse, tmp_path, since: int | None, channel: str = "vars") -> set[str]:
+    """Names of the tests of the model that fail, with or without a watermark, given in
+    `--vars` (a run by hand) or in CRM_DBT_RUN_VARS (how the Dagster step gives it)."""
     vars_ = json.loads(dbt_vars(AS_OF, TIMEZONE, default_rules()))
-    if since is not None:
+    env = {}
+    if since is not None and channel == "vars":
         vars_["verified_since"] = {MODEL: since}
+    elif since is not None:
+        env["CRM_DBT_RUN_VARS"] = json.dumps({"verified_since": {MODEL: since}})
     result = run_dbt(
         ["test", "--select", MODEL, "--vars", json.dumps(vars_, ensure_ascii=False)],
         warehouse,
         tmp_path,
+        env,
     )
     run_results = json.loads((tmp_path / "target" / "run_results.json").read_text())
     failed = {r["unique_id"].split(".")[2] for r in run_results["results"] if r["status"] == "fail"}
@@ -87,11 +92,14 @@ def test_a_duplicate_staged_after_the_watermark_fails(warehouse, tmp_path):
     assert failing_tests(path, tmp_path, since=top) == {UNIQUE}
 
 
-def test_rows_at_or_below_the_watermark_are_not_read_unless_there_is_none(warehouse, tmp_path):
+@pytest.mark.parametrize("channel", ["vars", "environment"])
+def test_rows_at_or_below_the_watermark_are_not_read_unless_there_is_none(
+    warehouse, tmp_path, channel
+):
     path, top = warehouse
     stage_copy_of_i1(path, top)  # verified rows are not read again
-    assert failing_tests(path, tmp_path, since=top) == set()
-    assert failing_tests(path, tmp_path, since=None) == {UNIQUE}  # by hand: every row
+    assert failing_tests(path, tmp_path, since=top, channel=channel) == set()
+    assert failing_tests(path, tmp_path, since=None, channel=channel) == {UNIQUE}  # every row
 
 
 def test_an_unknown_customer_fails_when_staged_after_or_released(warehouse, tmp_path):
