@@ -109,3 +109,24 @@ def test_region_and_stage_rows() -> None:
         ("active", 2, Decimal("0.30")),
         ("prospect", 1, Decimal("0.00")),
     ]
+
+
+def test_revenue_is_each_customers_own_or_the_last_profile_row_of_a_repeated_id() -> None:
+    """The shortcut (same ids, same order) holds only when no id repeats; a repeated id takes
+    the revenue of its last profile row, in either path, and a lone null id keeps its own."""
+    from crm.segments import text_array
+    from crm.summaries import _revenue_of
+
+    profile = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "a", None],
+            "revenue_365d": [Decimal("1.00"), Decimal("2.00"), Decimal("3.00"), Decimal("4.00")],
+        }
+    )
+    same_order = _revenue_of(text_array(profile["customer_id"]), profile)
+    assert same_order.tolist() == [300, 200, 300, 400]
+    unique_profile = profile.iloc[[1, 2, 3]].reset_index(drop=True)
+    ids = text_array(unique_profile["customer_id"])
+    assert _revenue_of(ids, unique_profile).tolist() == [200, 300, 400]
+    other_order = text_array(pd.Series(["a", "zz", "b"]))
+    assert _revenue_of(other_order, unique_profile).tolist() == [300, 0, 200]
