@@ -11,8 +11,8 @@
     The watermark comes from Dagster (the run value `verified_since` = `{"<model>": N}`, see
     macros/run_vars.sql), which records it after a build whose tests passed and drops it
     whenever the whole table must be read again (quality/verified.py: first build, changed dbt
-    code, deleted or back-dated raw rows, forced run). Without it — `dbt build` by hand, a model not listed — the tests read
-    every row. Consumers: tests/generic/*_since_verified.sql. -#}
+    code, deleted or back-dated raw rows, forced run). Without it — `dbt build` by hand, a
+    model not listed — the tests read every row. Consumers: tests/generic/*_since_verified.sql. -#}
 {% macro rows_since_verified(model, alias=none) -%}
     {%- set since = run_var('verified_since', {}).get(model.identifier) -%}
     {%- set column = (alias ~ '.' if alias else '') ~ 'load_seq' -%}
