@@ -13,8 +13,12 @@
     whenever the whole table must be read again (quality/verified.py: first build, changed dbt
     code, deleted or back-dated raw rows, forced run). Without it — `dbt build` by hand, a
     model not listed — the tests read every row. Consumers: tests/generic/*_since_verified.sql. -#}
+{% macro verified_watermark(model) -%}
+    {{- return(run_var('verified_since', {}).get(model.identifier)) -}}
+{%- endmacro %}
+
 {% macro rows_since_verified(model, alias=none) -%}
-    {%- set since = run_var('verified_since', {}).get(model.identifier) -%}
+    {%- set since = verified_watermark(model) -%}
     {%- set column = (alias ~ '.' if alias else '') ~ 'load_seq' -%}
     {%- if since is none -%}
         true
