@@ -12,6 +12,7 @@ N days ago -> 0: 06-30, 10: 06-20, 20: 06-10, 30: 05-31, 75: 04-16, 89: 04-02, 9
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -501,3 +502,42 @@ def test_spill_settings_are_set_once_per_database_not_per_cursor(tmp_path) -> No
             con.cursor().execute(f"SET temp_directory = '{spill}'")
     finally:
         con.close()
+
+
+def _bytes(setting: str) -> float:
+    """DuckDB's display of a size ("1.8 GiB", "2.3 GiB", "512.0 MiB") in bytes."""
+    number, unit = setting.split()
+    return float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30}[unit]
+
+
+def test_dbt_duckdb_budget_leaves_room_for_the_waiting_job_process(tmp_path) -> None:
+    """During `dbt_models` the Dagster job process (~0.7 GiB at 1M customers) waits beside the
+    dbt CLI, whose own Python takes ~0.3 GiB more: dbt's DuckDB gets a smaller budget than the
+    job's connections, or the run's tree goes over its 4 GiB (issue #6). Read from the
+    connection dbt really opens, and from the job's `crm.warehouse.connect`."""
+    from crm.warehouse import connect
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_raw_rows(warehouse, {})
+    result = run_dbt(
+        [
+            "show",
+            "--inline",
+            "select current_setting('memory_limit') as budget, "
+            "current_setting('temp_directory') as spill",
+            "--output",
+            "json",
+            "--vars",
+            dbt_vars(AS_OF, TIMEZONE, default_rules()),
+        ],
+        warehouse,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout
+    shown = json.loads(result.stdout[result.stdout.index("{") : result.stdout.rindex("}") + 1])
+    dbt_setting = shown["show"][0]
+    with connect(warehouse) as con:
+        (job_budget,) = con.execute("SELECT current_setting('memory_limit')").fetchone()
+
+    assert _bytes(job_budget) - _bytes(dbt_setting["budget"]) >= 384 * 2**20
+    assert dbt_setting["spill"] == f"{warehouse}.tmp"
