@@ -11,6 +11,9 @@ Secured mode (for the STARTTLS + login path of the mailer): pass `tls_context` (
 (every command but EHLO/NOOP/STARTTLS/QUIT answered 530 until TLS is up) and `credentials` (AUTH
 required, offered only over TLS, one user/password accepted). Each received message then records
 the TLS version and the login of the session it came in on.
+
+Size limit: `data_size_limit` (bytes) is advertised as SIZE in EHLO, and a larger message is
+refused with 552, as a relay with Postfix's `message_size_limit` does.
 """
 
 from __future__ import annotations
@@ -224,8 +227,10 @@ class SmtpTestServer:
         tls_context: ssl.SSLContext | None = None,
         require_starttls: bool = False,
         credentials: tuple[str, str] | None = None,
+        data_size_limit: int | None = None,
     ) -> None:
         self.host = host
+        self._data_size_limit = data_size_limit
         self.port = port or free_port(host)
         self._handler = _RecordingHandler()
         self._controller: Controller | None = None
@@ -245,6 +250,8 @@ class SmtpTestServer:
             parameters["authenticator"] = self._authenticator
             parameters["auth_required"] = True
             parameters["auth_require_tls"] = True
+        if self._data_size_limit is not None:
+            parameters["data_size_limit"] = self._data_size_limit
         return parameters
 
     def start(self) -> SmtpTestServer:

@@ -2,7 +2,8 @@
 
 What is checked is what a salesperson and the outbox see: one email per recipient with the right
 To/Cc, readable Chinese, alerts ordered by score, and delivery state across runs (retries after
-an outage, 451 retried within a run, failed after 5 attempts, gate suppression, no double sends).
+an outage, 451 retried within a run, failed after 5 attempts, a digest above the relay's size
+limit, gate suppression, no double sends).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import pandas as pd
 import pytest
 
 from crm.alerts import create_alerts  # noqa: E402
-from crm.mailer import deliver  # noqa: E402
-from crm.outbox import read_outbox  # noqa: E402
+from crm.mailer import build_digests, deliver, render_message  # noqa: E402
+from crm.outbox import PENDING, read_outbox  # noqa: E402
 from crm.rules import default_rules  # noqa: E402
 from crm.settings import SmtpSettings  # noqa: E402
 from tests.smtp_server import SmtpTestServer  # noqa: E402
@@ -263,6 +264,39 @@ def test_one_failing_digest_does_not_hold_back_or_duplicate_others(
     received = by_recipient(smtp_server)
     assert sorted(received) == ["li@example.com", POOL, "zhang@example.com"]
     assert all(len(items) == 1 for items in received.values())
+
+
+def smtp_sizes(con) -> dict[str, int]:
+    """Bytes each pending digest takes on the wire (CRLF line ends), by recipient."""
+    sizes = {}
+    for digest in build_digests(read_outbox(con, PENDING), SENDER):
+        message = render_message(digest, SENDER, AS_OF, default_rules())
+        sizes[digest.recipient] = len(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+    return sizes
+
+
+def test_a_digest_above_the_relays_size_limit_waits_and_the_others_go(con, tmp_path) -> None:
+    """A relay with a message size limit (Postfix: message_size_limit) refuses a digest above it
+    with 552. That counts one failed attempt for its alerts, which wait for the next run, and the
+    other recipients' digests still go out (docs/performance.md, "First-day digest size")."""
+    add_alerts(
+        con, [risk("C1", 60), risk("C2", 80), risk("C5", 65), risk("C3", 55), risk("C4", 70)]
+    )
+    sizes = smtp_sizes(con)
+    largest, second = sorted(sizes.values(), reverse=True)[:2]
+    assert largest - second > 1000  # three alerts against one: the limit falls clearly between
+    too_big = max(sizes, key=sizes.__getitem__)
+    assert too_big == "zhang@example.com"  # R1 owns C1, C2 and C5
+    with SmtpTestServer(data_size_limit=(largest + second) // 2) as server:
+        report = run(con, server.settings(SENDER), tmp_path)
+        assert sorted(by_recipient(server)) == ["li@example.com", POOL]
+    stored = outbox(con)
+    waiting = stored.loc[["C1", "C2", "C5"]]
+    assert list(waiting["status"]) == ["pending"] * 3
+    assert list(waiting["attempts"]) == [1] * 3
+    assert all("552" in error for error in waiting["last_error"])
+    assert list(stored.loc[["C3", "C4"], "status"]) == ["sent", "sent"]
+    assert (report.sent, report.failed, report.pending) == (2, 0, 3)
 
 
 def test_login_error_never_stores_the_password(con, smtp_server, tmp_path) -> None:
