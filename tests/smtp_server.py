@@ -240,8 +240,9 @@ class SmtpTestServer:
             _OneUserAuthenticator(*credentials, lock=self._handler.lock) if credentials else None
         )
 
-    def _security_parameters(self) -> dict[str, object]:
-        """aiosmtpd SMTP keywords: STARTTLS offered/required, AUTH required and only over TLS."""
+    def _smtp_parameters(self) -> dict[str, object]:
+        """aiosmtpd SMTP keywords: STARTTLS offered/required, AUTH required and only over TLS, the
+        message size limit."""
         parameters: dict[str, object] = {}
         if self._tls_context is not None:
             parameters["tls_context"] = self._tls_context
@@ -261,7 +262,7 @@ class SmtpTestServer:
                 hostname=self.host,
                 port=self.port,
                 server_hostname="localhost",
-                **self._security_parameters(),
+                **self._smtp_parameters(),
             )
             self._controller.start()
         return self
