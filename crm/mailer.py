@@ -99,6 +99,25 @@ class DeliveryReport:
     def digests_sent(self) -> int:
         return sum(1 for r in self.recipients.values() if r.outcome == "sent")
 
+    def undelivered(self) -> list[str]:
+        """One line per digest the server did not take: recipient, alerts, fate and the reply.
+
+        The counts alone ("pending 3") do not tell an operator whose mail is stuck, or why."""
+        lines = []
+        for result in self.recipients.values():
+            if result.outcome == "sent":
+                continue
+            fate = (
+                "its alerts are now failed (max attempts reached)"
+                if result.outcome == FAILED
+                else "its alerts stay pending for the next run"
+            )
+            alerts = f"{result.alerts} alert" + ("" if result.alerts == 1 else "s")
+            lines.append(
+                f"digest to {result.recipient} ({alerts}) not delivered, {fate}: {result.error}"
+            )
+        return lines
+
 
 class DeliveryError(Exception):
     """A digest could not be handed over; `transient` for a 4xx worth retrying soon."""
@@ -331,6 +350,7 @@ def send_smtp(
 
     Raises DeliveryError (password scrubbed) when nothing was accepted.
     """
+    client: smtplib.SMTP | None = None
     try:
         with smtplib.SMTP(smtp.host or "", smtp.port, timeout=timeout) as client:
             if smtp.starttls:
@@ -340,10 +360,37 @@ def send_smtp(
             return client.send_message(message, from_addr=smtp.sender, to_addrs=recipients)
     except (OSError, smtplib.SMTPException) as exc:
         raise DeliveryError(
-            _scrub(_describe(exc), smtp),
+            _scrub(_describe(exc) + _size_detail(exc, message, client), smtp),
             transient=_is_transient(exc),
             unreachable=_is_unreachable(exc),
         ) from None
+
+
+def _wire_size(message: EmailMessage) -> int:
+    """Bytes the message takes on the wire (CRLF line ends): what smtplib announces as SIZE."""
+    return len(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
+
+
+def _size_detail(exc: BaseException, message: EmailMessage, client: smtplib.SMTP | None) -> str:
+    """For a refusal because the digest is larger than the relay takes, the two sizes.
+
+    A relay announces its limit as SIZE in its EHLO reply (Postfix: message_size_limit, 10 MB by
+    default) and refuses a larger message with 552. The bare reply does not tell the operator that
+    the digest, not the relay, is unusual: a first run on years of history can make digests of
+    tens of MB (docs/performance.md, "First-day digest size")."""
+    if not isinstance(exc, smtplib.SMTPResponseException) or exc.smtp_code != 552:
+        return ""
+    size = _wire_size(message)
+    announced = client.esmtp_features.get("size", "") if client is not None else ""
+    limit = int(announced) if announced.isdigit() and int(announced) > 0 else None
+    if limit is None:
+        return f" (the digest is {size:,} bytes)"
+    if size <= limit:
+        return ""
+    return (
+        f" (the digest is {size:,} bytes, above the relay's SIZE limit of {limit:,} bytes: "
+        "raise the relay's limit; until then its alerts stay pending, an attempt counted each run)"
+    )
 
 
 def _safe_name(address: str) -> str:

@@ -248,6 +248,9 @@ def test_five_failed_attempts_mark_the_alert_failed(con, smtp_server, tmp_path) 
     assert (stored["status"], stored["attempts"]) == ("failed", 5)
     assert "550" in stored["last_error"]
     assert report.failed == 1
+    [line] = report.undelivered()  # what the run logs as a warning
+    assert line.startswith("digest to li@example.com (1 alert) not delivered")
+    assert "now failed (max attempts reached)" in line and "550" in line
     run(con, smtp_server.settings(SENDER), tmp_path)  # server accepts again: nothing is resent
     assert smtp_server.messages == []
 
@@ -287,16 +290,23 @@ def test_a_digest_above_the_relays_size_limit_waits_and_the_others_go(con, tmp_p
     assert largest - second > 1000  # three alerts against one: the limit falls clearly between
     too_big = max(sizes, key=sizes.__getitem__)
     assert too_big == "zhang@example.com"  # R1 owns C1, C2 and C5
-    with SmtpTestServer(data_size_limit=(largest + second) // 2) as server:
+    limit = (largest + second) // 2
+    with SmtpTestServer(data_size_limit=limit) as server:
         report = run(con, server.settings(SENDER), tmp_path)
         assert sorted(by_recipient(server)) == ["li@example.com", POOL]
     stored = outbox(con)
     waiting = stored.loc[["C1", "C2", "C5"]]
     assert list(waiting["status"]) == ["pending"] * 3
     assert list(waiting["attempts"]) == [1] * 3
-    assert all("552" in error for error in waiting["last_error"])
+    # the stored reason names both sizes, so the operator sees the digest is what is unusual
+    size_detail = f"the digest is {largest:,} bytes, above the relay's SIZE limit of {limit:,}"
+    for error in waiting["last_error"]:
+        assert "552" in error and size_detail in error
     assert list(stored.loc[["C3", "C4"], "status"]) == ["sent", "sent"]
     assert (report.sent, report.failed, report.pending) == (2, 0, 3)
+    [line] = report.undelivered()
+    assert line.startswith(f"digest to {too_big} (3 alerts) not delivered")
+    assert "stay pending for the next run" in line and size_detail in line
 
 
 def test_login_error_never_stores_the_password(con, smtp_server, tmp_path) -> None:
