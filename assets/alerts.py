@@ -93,6 +93,9 @@ def alert_delivery(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Ma
         f"alerts sent {report.sent} in {report.digests_sent} digests via {where}; "
         f"pending {report.pending}, failed {report.failed}, suppressed {report.suppressed}"
     )
+    undelivered = report.undelivered()
+    for line in undelivered:
+        context.log.warning(line)
     return dg.MaterializeResult(
         metadata={
             "sent": report.sent,
@@ -100,6 +103,7 @@ def alert_delivery(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Ma
             "pending": report.pending,
             "failed": report.failed,
             "suppressed": report.suppressed,
+            "undelivered_digests": len(undelivered),
             "delivered_via": where,
             "gate": "open" if gate_ok else gate_reason,
         }

@@ -29,13 +29,24 @@ def outbox(env: dict[str, str]) -> list[tuple]:
         ).fetchall()
 
 
-def test_pending_alerts_are_suppressed_when_a_blocking_check_fails(tmp_path):
+def test_pending_alerts_are_suppressed_when_a_blocking_check_fails(tmp_path, capfd):
     env = build_world(tmp_path)
-    # Run 1: the SMTP relay is down (nothing listens on the port) → the alert waits.
+    # Run 1: the SMTP relay is down (nothing listens on the port) → the alert waits, and the
+    # run's log says whose digest is stuck and why, not only "pending 1".
     down = {**env, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(free_port())}
     assert run(down) == 0
     [(customer, status, attempts, _)] = outbox(env)
     assert (customer, status, attempts) == ("C001", "pending", 1)
+    with duckdb.connect(env["CRM_WAREHOUSE"], read_only=True) as con:
+        [(recipient,)] = con.execute("SELECT recipient FROM marts.churn_alerts").fetchall()
+    [warning] = [
+        line
+        for line in capfd.readouterr().err.splitlines()
+        if "not delivered" in line and "WARNING" in line
+    ]
+    assert f"digest to {recipient} (1 alert) not delivered" in warning
+    assert "stay pending for the next run" in warning
+    assert "Connection refused" in warning
 
     # Run 2: the relay is back, but a new interactions file is all bad rows (direction not
     # inbound/outbound): 3 of 3 rows rejected > 5 % → the blocking gate fails the run.
