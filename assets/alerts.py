@@ -89,10 +89,13 @@ def alert_delivery(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Ma
         if settings.smtp.enabled
         else str(settings.mail_dir)
     )
+    held = f" ({report.held_back} held back by the digest cap)" if report.held_back else ""
     context.log.info(
         f"alerts sent {report.sent} in {report.digests_sent} digests via {where}; "
-        f"pending {report.pending}, failed {report.failed}, suppressed {report.suppressed}"
+        f"pending {report.pending}{held}, failed {report.failed}, suppressed {report.suppressed}"
     )
+    for line in report.held_back_lines():
+        context.log.info(line)
     undelivered = report.undelivered()
     for line in undelivered:
         context.log.warning(line)
@@ -103,6 +106,7 @@ def alert_delivery(context: dg.AssetExecutionContext, crm: CrmResource) -> dg.Ma
             "pending": report.pending,
             "failed": report.failed,
             "suppressed": report.suppressed,
+            "held_back": report.held_back,
             "undelivered_digests": len(undelivered),
             "delivered_via": where,
             "gate": "open" if gate_ok else gate_reason,

@@ -1,10 +1,12 @@
 """Digest emails for churn alerts (domain.md §5) and their delivery from the outbox.
 
 Why digests: a salesperson gets ONE email per run listing all of their pending alerts, highest
-risk first, instead of one email per customer. Why an outbox: a failed attempt leaves the alerts
-`pending` for the next run, and every delivered digest is recorded at once, so nothing is sent
-twice for one alert key. A digest's Message-ID derives from (recipient, sorted alert ids): a retry
-of the same digest carries the same id, so a receiving system can also drop duplicates.
+risk first, instead of one email per customer (at most rules.alerts.max_alerts_per_digest of
+them when the rules set it: the rest wait for the next run). Why an outbox: a failed attempt
+leaves the alerts `pending` for the next run, and every delivered digest is recorded at once, so
+nothing is sent twice for one alert key. A digest's Message-ID derives from (recipient, sorted
+alert ids): a retry of the same digest carries the same id, so a receiving system can also drop
+duplicates.
 
 Transport: SMTP when a host is configured (plain relay without login; STARTTLS and login when
 configured), else an `.eml` file per digest under `<mail_dir>/<as_of>/` (written atomically).
@@ -22,7 +24,7 @@ import ssl
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from email import policy
 from email.message import EmailMessage
@@ -59,13 +61,17 @@ DEFAULT_GATE_REASON = "blocking data-quality check failed"
 
 @dataclass(frozen=True)
 class Digest:
-    """One email: a recipient's pending alerts, ordered by risk_score desc, then customer_id."""
+    """One email: a recipient's pending alerts, ordered by risk_score desc, then customer_id.
+
+    `held_back`: the recipient's pending alerts beyond rules.alerts.max_alerts_per_digest, not in
+    this email; they stay pending, unattempted, and the email says how many wait."""
 
     recipient: str
     cc: tuple[str, ...]
     alerts: pd.DataFrame
     digest_id: str
     message_id: str
+    held_back: int = 0
 
     @property
     def alert_ids(self) -> list[str]:
@@ -82,6 +88,7 @@ class RecipientResult:
     message_id: str
     error: str | None = None
     eml_path: Path | None = None
+    held_back: int = 0  # pending alerts not listed because of max_alerts_per_digest
 
 
 @dataclass
@@ -93,6 +100,7 @@ class DeliveryReport:
     failed: int = 0  # alerts that reached max_attempts this run
     pending: int = 0  # alerts still waiting after this run (retries of the next run)
     suppressed: int = 0  # alerts suppressed this run by the quality gate
+    held_back: int = 0  # pending alerts left out of their digest by max_alerts_per_digest
     eml_paths: list[Path] = field(default_factory=list)
 
     @property
@@ -118,14 +126,32 @@ class DeliveryReport:
             )
         return lines
 
+    def held_back_lines(self) -> list[str]:
+        """One line per digest that max_alerts_per_digest cut: what was listed, what waits."""
+        return [
+            f"digest to {r.recipient} listed {r.alerts:,} of {r.alerts + r.held_back:,} pending "
+            f"alerts (alerts.max_alerts_per_digest); {r.held_back:,} wait for the next run"
+            for r in self.recipients.values()
+            if r.held_back
+        ]
+
 
 class DeliveryError(Exception):
     """A digest could not be handed over; `transient` for a 4xx worth retrying soon."""
 
-    def __init__(self, message: str, *, transient: bool, unreachable: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        transient: bool,
+        unreachable: bool = False,
+        size_limit: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.transient = transient
         self.unreachable = unreachable
+        # The relay's announced SIZE when it refused the message for being larger.
+        self.size_limit = size_limit
 
 
 def _is_missing(value: object) -> bool:
@@ -150,8 +176,14 @@ def _message_id(digest_id: str, sender: str) -> str:
     return f"<crm-digest.{digest_id}@{domain}>"
 
 
-def build_digests(pending: pd.DataFrame, sender: str) -> list[Digest]:
-    """Group pending alerts by recipient (case-insensitively): one digest per recipient."""
+def build_digests(
+    pending: pd.DataFrame, sender: str, max_alerts: int | None = None
+) -> list[Digest]:
+    """Group pending alerts by recipient (case-insensitively): one digest per recipient.
+
+    With `max_alerts`, a digest keeps the recipient's highest-scored alerts up to that number;
+    Cc, digest id and Message-ID follow the alerts listed, so a key account held back does not
+    copy its manager on an email that does not mention it."""
     if pending.empty:
         return []
     frame = pending.copy()
@@ -161,6 +193,10 @@ def build_digests(pending: pd.DataFrame, sender: str) -> list[Digest]:
         ordered = group.sort_values(
             ["risk_score", "customer_id", "as_of"], ascending=[False, True, False], kind="stable"
         ).drop(columns="_recipient_key")
+        held_back = 0
+        if max_alerts is not None and len(ordered) > max_alerts:
+            held_back = len(ordered) - max_alerts
+            ordered = ordered.head(max_alerts)
         recipient = str(ordered["recipient"].iloc[0]).strip()
         cc: list[str] = []
         for value in ordered["cc"]:
@@ -176,6 +212,7 @@ def build_digests(pending: pd.DataFrame, sender: str) -> list[Digest]:
                 alerts=ordered.reset_index(drop=True),
                 digest_id=digest_id,
                 message_id=_message_id(digest_id, sender),
+                held_back=held_back,
             )
         )
     return digests
@@ -248,10 +285,23 @@ def _subject(count: int, as_of: date) -> str:
     return f"客户流失预警：{count} 位客户 / Churn alerts: {count} {customers} ({as_of.isoformat()})"
 
 
-def _text_body(lines: list[DigestLine], as_of: date) -> str:
+def _held_back_note(held_back: int) -> tuple[str, str]:
+    """(zh, en) sentences telling the reader that more alerts wait; the recipient must not
+    take a capped list for all of their customers at risk."""
+    english = (
+        "1 more alert, ranked lower, is not listed here; it follows in the next digest."
+        if held_back == 1
+        else f"{held_back} more alerts, ranked lower, are not listed here; they follow in the "
+        "next digest."
+    )
+    return f"另有 {held_back} 条排序靠后的预警未列入本邮件，将在下次发送。", english
+
+
+def _text_body(lines: list[DigestLine], as_of: date, held_back: int = 0) -> str:
     out = [
         f"以下客户有流失风险（{as_of.isoformat()}），按风险分从高到低排列。",
         f"These customers are at risk of churning ({as_of.isoformat()}), highest risk first.",
+        *(_held_back_note(held_back) if held_back else ()),
         "",
     ]
     for number, line in enumerate(lines, start=1):
@@ -268,8 +318,11 @@ def _text_body(lines: list[DigestLine], as_of: date) -> str:
     return "\n".join(out)
 
 
-def _html_body(lines: list[DigestLine], as_of: date) -> str:
+def _html_body(lines: list[DigestLine], as_of: date, held_back: int = 0) -> str:
     e = html.escape
+    note = (
+        "<p>" + "<br>".join(e(t) for t in _held_back_note(held_back)) + "</p>" if held_back else ""
+    )
     rows = "".join(
         "<tr>"
         f"<td>{e(line.customer)}</td><td>{e(line.stage)}</td><td>{e(line.value_tier)}</td>"
@@ -282,6 +335,7 @@ def _html_body(lines: list[DigestLine], as_of: date) -> str:
         '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>'
         f"<p>以下客户有流失风险（{e(as_of.isoformat())}），按风险分从高到低排列。<br>"
         f"These customers are at risk of churning ({e(as_of.isoformat())}), highest risk first.</p>"
+        f"{note}"
         '<table border="1" cellpadding="4" cellspacing="0">'
         "<tr><th>客户 / Customer</th><th>阶段 / Stage</th><th>价值 / Value tier</th>"
         "<th>风险分 / Risk score</th><th>原因 / Reasons</th><th>建议 / Suggested action</th></tr>"
@@ -301,8 +355,12 @@ def render_message(digest: Digest, sender: str, as_of: date, rules: Rules) -> Em
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = digest.message_id
     message["X-CRM-Digest-Id"] = digest.digest_id
-    message.set_content(_text_body(lines, as_of), subtype="plain", charset="utf-8", cte="base64")
-    message.add_alternative(_html_body(lines, as_of), subtype="html", charset="utf-8", cte="base64")
+    text, markup = (
+        _text_body(lines, as_of, digest.held_back),
+        _html_body(lines, as_of, digest.held_back),
+    )
+    message.set_content(text, subtype="plain", charset="utf-8", cte="base64")
+    message.add_alternative(markup, subtype="html", charset="utf-8", cte="base64")
     return message
 
 
@@ -359,10 +417,12 @@ def send_smtp(
                 client.login(smtp.user, smtp.password or "")
             return client.send_message(message, from_addr=smtp.sender, to_addrs=recipients)
     except (OSError, smtplib.SMTPException) as exc:
+        detail, size_limit = _size_detail(exc, message, client)
         raise DeliveryError(
-            _scrub(_describe(exc) + _size_detail(exc, message, client), smtp),
+            _scrub(_describe(exc) + detail, smtp),
             transient=_is_transient(exc),
             unreachable=_is_unreachable(exc),
+            size_limit=size_limit,
         ) from None
 
 
@@ -371,25 +431,70 @@ def _wire_size(message: EmailMessage) -> int:
     return len(message.as_bytes(policy=message.policy.clone(linesep="\r\n")))
 
 
-def _size_detail(exc: BaseException, message: EmailMessage, client: smtplib.SMTP | None) -> str:
-    """For a refusal because the digest is larger than the relay takes, the two sizes.
+def _size_detail(
+    exc: BaseException, message: EmailMessage, client: smtplib.SMTP | None
+) -> tuple[str, int | None]:
+    """For a refusal because the digest is larger than the relay takes: the two sizes, and the
+    relay's limit when the message is above it (else None).
 
     A relay announces its limit as SIZE in its EHLO reply (Postfix: message_size_limit, 10 MB by
     default) and refuses a larger message with 552. The bare reply does not tell the operator that
     the digest, not the relay, is unusual: a first run on years of history can make digests of
     tens of MB (docs/performance.md, "First-day digest size")."""
     if not isinstance(exc, smtplib.SMTPResponseException) or exc.smtp_code != 552:
-        return ""
+        return "", None
     size = _wire_size(message)
     announced = client.esmtp_features.get("size", "") if client is not None else ""
     limit = int(announced) if announced.isdigit() and int(announced) > 0 else None
     if limit is None:
-        return f" (the digest is {size:,} bytes)"
+        return f" (the digest is {size:,} bytes)", None
     if size <= limit:
-        return ""
+        return "", None
     return (
-        f" (the digest is {size:,} bytes, above the relay's SIZE limit of {limit:,} bytes: "
-        "raise the relay's limit; until then its alerts stay pending, an attempt counted each run)"
+        f" (the digest is {size:,} bytes, above the relay's SIZE limit of {limit:,} bytes)",
+        limit,
+    )
+
+
+def alerts_that_fit(digest: Digest, sender: str, as_of: date, rules: Rules, limit: int) -> int:
+    """How many of the digest's alerts (highest scores first) fit under `limit` bytes on the wire.
+
+    Why estimate, then check, and not search: a first day's digest can hold 20k alerts in 30 MB.
+    The email is a fixed part plus a line per alert, so the one-alert digest (with its "more
+    alerts wait" note) gives the fixed part and the full one the average line. The highest
+    scores tend to carry more reasons than the average, so the estimate is then rendered and
+    lowered until it fits: the number suggested to the operator is one that goes through.
+    0: not even one alert fits."""
+    total = len(digest.alerts)
+
+    def size(count: int) -> int:
+        head = replace(
+            digest, alerts=digest.alerts.head(count), held_back=digest.held_back + total - count
+        )
+        return _wire_size(render_message(head, sender, as_of, rules))
+
+    fixed_and_one = size(1)
+    if fixed_and_one > limit:
+        return 0
+    if total == 1:
+        return 1
+    per_alert = (size(total) - fixed_and_one) / (total - 1)
+    fit = min(total - 1, 1 + int((limit - fixed_and_one) / per_alert))
+    while fit > 1 and (measured := size(fit)) > limit:
+        over_per_alert = (measured - fixed_and_one) / (fit - 1)
+        fit = min(fit - 1, 1 + int((limit - fixed_and_one) / over_per_alert))
+    return fit
+
+
+def _size_advice(fit: int) -> str:
+    if fit == 0:
+        return (
+            "; a digest of one alert is already above it, so raise the relay's limit; until then "
+            "its alerts stay pending, an attempt counted each run"
+        )
+    return (
+        f"; raise the relay's limit, or set alerts.max_alerts_per_digest to {fit} or less in the "
+        "rules file; until then its alerts stay pending, an attempt counted each run"
     )
 
 
@@ -452,7 +557,8 @@ def deliver(
     backoff_seconds: float = TRANSIENT_BACKOFF_SECONDS,
     timeout_seconds: float = SMTP_TIMEOUT_SECONDS,
 ) -> DeliveryReport:
-    """Deliver every pending alert (this run's and older retries) as one digest per recipient.
+    """Deliver every pending alert (this run's and older retries) as one digest per recipient,
+    capped at rules.alerts.max_alerts_per_digest when set (the rest stay pending, unattempted).
 
     With gate_ok false nothing leaves: every pending alert becomes `suppressed` with the reason.
     Each digest's outcome is written to the outbox before the next digest is tried.
@@ -463,7 +569,8 @@ def deliver(
         report.suppressed = suppress_pending(con, gate_reason or DEFAULT_GATE_REASON, run_id)
         return report
     unreachable_error: str | None = None
-    for digest in build_digests(read_outbox(con, PENDING), smtp.sender):
+    cap = rules.alerts.max_alerts_per_digest
+    for digest in build_digests(read_outbox(con, PENDING), smtp.sender, cap):
         message = render_message(digest, smtp.sender, as_of, rules)
         result = RecipientResult(
             recipient=digest.recipient,
@@ -472,7 +579,9 @@ def deliver(
             outcome="sent",
             digest_id=digest.digest_id,
             message_id=digest.message_id,
+            held_back=digest.held_back,
         )
+        report.held_back += digest.held_back
         note = None
         try:
             if unreachable_error is not None:
@@ -493,7 +602,11 @@ def deliver(
         except DeliveryError as exc:
             if exc.unreachable:
                 unreachable_error = str(exc)
-            report.failed += _record_failure(con, digest, str(exc), rules, run_id, result)
+            error = str(exc)
+            if exc.size_limit is not None:
+                fit = alerts_that_fit(digest, smtp.sender, as_of, rules, exc.size_limit)
+                error += _size_advice(fit)
+            report.failed += _record_failure(con, digest, error, rules, run_id, result)
         else:
             mark_sent(
                 con,

@@ -291,6 +291,10 @@ class AlertRules(_Strict):
     max_attempts: int = Field(ge=1)
     pool_address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     actions: dict[str, Label]
+    # None: every pending alert in the recipient's one digest (domain.md §5). A number: the
+    # digest lists that many, highest score first; the rest stay pending, unattempted, for the
+    # next run. For relays whose message size limit a first day's backlog exceeds.
+    max_alerts_per_digest: int | None = Field(default=None, ge=1)
 
 
 class IngestRules(_Strict):

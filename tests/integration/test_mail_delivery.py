@@ -8,6 +8,7 @@ limit, gate suppression, no double sends).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from email import message_from_bytes, policy
@@ -106,14 +107,19 @@ def run(
     gate_ok: bool = True,
     gate_reason: str | None = None,
     as_of: date = AS_OF,
+    max_alerts_per_digest: int | None = None,
 ):
+    rules = default_rules()
+    if max_alerts_per_digest is not None:
+        alerts = rules.alerts.model_copy(update={"max_alerts_per_digest": max_alerts_per_digest})
+        rules = rules.model_copy(update={"alerts": alerts})
     return deliver(
         con,
         smtp,
         tmp_path / "mail",
         as_of,
         "run",
-        default_rules(),
+        rules,
         gate_ok,
         gate_reason,
         **FAST_RETRY,
@@ -307,6 +313,68 @@ def test_a_digest_above_the_relays_size_limit_waits_and_the_others_go(con, tmp_p
     [line] = report.undelivered()
     assert line.startswith(f"digest to {too_big} (3 alerts) not delivered")
     assert "stay pending for the next run" in line and size_detail in line
+
+    # The reason also says what to do about it, with a cap that fits: following that advice,
+    # the next run's digest goes through the same relay, the highest scores in it.
+    advice = re.search(
+        r"raise the relay's limit, or set alerts\.max_alerts_per_digest to (\d+) or less", line
+    )
+    assert advice is not None, line
+    cap = int(advice.group(1))
+    assert 1 <= cap < 3
+    with SmtpTestServer(data_size_limit=limit) as server:
+        report = run(con, server.settings(SENDER), tmp_path, max_alerts_per_digest=cap)
+        [zhang] = by_recipient(server)["zhang@example.com"]
+    assert report.undelivered() == []
+    stored = outbox(con)
+    listed = ["C2", "C5", "C1"][:cap]  # scores 80, 65, 60
+    assert list(stored.loc[listed, "status"]) == ["sent"] * cap
+    assert zhang.message["Message-ID"] == stored.loc[listed[0], "message_id"]
+    assert report.held_back == 3 - cap
+
+
+def test_a_digest_cap_lists_the_highest_scores_and_the_rest_follow_next_run(
+    con, smtp_server, tmp_path
+) -> None:
+    """alerts.max_alerts_per_digest: R1 has C2 (80), C5 (65) and C1 (60, a key account). With a
+    cap of 2, the first email lists C2 and C5 and says one more waits; C1 stays pending without
+    an attempt counted, and the manager is not copied on an email that does not list the key
+    account. The next run sends C1, with the manager in Cc, and nothing twice."""
+    add_alerts(
+        con, [risk("C1", 60), risk("C2", 80), risk("C5", 65), risk("C3", 55), risk("C4", 70)]
+    )
+    report = run(con, smtp_server.settings(SENDER), tmp_path, max_alerts_per_digest=2)
+
+    [zhang] = by_recipient(smtp_server)["zhang@example.com"]
+    text = zhang.message.get_body(("plain",)).get_content()
+    html_body = zhang.message.get_body(("html",)).get_content()
+    assert "(C2)" in text and "(C5)" in text and "(C1)" not in text
+    assert "2 位客户" in zhang.message["Subject"]
+    for body in (text, html_body):
+        assert "另有 1 条排序靠后的预警未列入本邮件" in body
+        assert "1 more alert, ranked lower, is not listed here" in body
+    assert zhang.message["Cc"] is None and zhang.rcpt_tos == ("zhang@example.com",)
+    li_text = by_recipient(smtp_server)["li@example.com"][0].message.get_body(("plain",))
+    assert "more alert" not in li_text.get_content()  # under the cap: no note
+
+    stored = outbox(con)
+    assert list(stored.loc[["C2", "C5", "C3", "C4"], "status"]) == ["sent"] * 4
+    assert stored.loc["C1", "status"] == "pending"
+    assert stored.loc["C1", "attempts"] == 0 and pd.isna(stored.loc["C1", "last_error"])
+    assert (report.sent, report.pending, report.held_back) == (4, 1, 1)
+    assert report.held_back_lines() == [
+        "digest to zhang@example.com listed 2 of 3 pending alerts "
+        "(alerts.max_alerts_per_digest); 1 wait for the next run"
+    ]
+
+    report = run(con, smtp_server.settings(SENDER), tmp_path, max_alerts_per_digest=2)
+    received = by_recipient(smtp_server)
+    assert [len(received[r]) for r in sorted(received)] == [1, 1, 2]  # li, pool, zhang
+    second = received["zhang@example.com"][1]
+    assert "(C1)" in second.message.get_body(("plain",)).get_content()
+    assert second.message["Cc"] == "boss@example.com"
+    assert set(outbox(con)["status"]) == {"sent"}
+    assert (report.sent, report.pending, report.held_back) == (1, 0, 0)
 
 
 def test_login_error_never_stores_the_password(con, smtp_server, tmp_path) -> None:

@@ -1,6 +1,8 @@
 """CRM_RULES as a user sets it: a custom file changes results exactly as the README says, and a
 broken file stops the run with a message naming the key."""
 
+import email
+from email import policy
 from pathlib import Path
 
 import duckdb
@@ -92,3 +94,58 @@ def test_more_relationship_periods_than_the_profile_can_count_are_refused(tmp_pa
     assert len(load_rules(with_bounds(65)).segments.relationship.quarter_bounds_days) == 65
     with pytest.raises(RulesError, match="quarter_bounds_days"):
         load_rules(with_bounds(66))
+
+
+def test_the_digest_cap_is_off_by_default_and_must_be_positive(tmp_path):
+    """alerts.max_alerts_per_digest: absent or null lists every pending alert (domain.md §5);
+    a number caps each digest; 0 would send empty digests forever and is refused by name."""
+    from crm.rules import RulesError, load_rules
+
+    def with_cap(text: str) -> Path:
+        path = tmp_path / "cap.yaml"
+        path.write_text(f"alerts:\n  max_alerts_per_digest: {text}\n", encoding="utf-8")
+        return path
+
+    assert load_rules(None).alerts.max_alerts_per_digest is None
+    assert load_rules(with_cap("null")).alerts.max_alerts_per_digest is None
+    capped = load_rules(with_cap("500")).alerts
+    assert capped.max_alerts_per_digest == 500 and capped.max_attempts == 5  # the rest kept
+    with pytest.raises(RulesError, match="max_alerts_per_digest"):
+        load_rules(with_cap("0"))
+
+
+def test_a_digest_cap_in_the_rules_file_holds_the_rest_for_the_next_run(tmp_path, capsys):
+    """The whole job with a user's rules file: alerts for every risk level (C001 35 and C003 30
+    in this world), the pool address set to C001's owner so both reach one inbox, and a cap of 1.
+    The email lists C001 and says one more waits; C003 stays pending, unattempted, and the run's
+    log names the digest that was capped."""
+    env = build_world(tmp_path)
+    rules = tmp_path / "cap.yaml"
+    rules.write_text(
+        "alerts:\n  candidate_levels: [high, medium, low]\n"
+        "  pool_address: wang.fang@example.com\n  max_alerts_per_digest: 1\n",
+        encoding="utf-8",
+    )
+    code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
+    assert code == 0, err
+    with duckdb.connect(env["CRM_WAREHOUSE"], read_only=True) as con:
+        alerts = {
+            row[0]: row[1:]
+            for row in con.execute(
+                "SELECT customer_id, recipient, status, attempts FROM marts.churn_alerts"
+            ).fetchall()
+        }
+    assert alerts["C001"] == ("wang.fang@example.com", "sent", 1)
+    assert alerts["C003"] == ("wang.fang@example.com", "pending", 0)
+    [eml] = [
+        email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        for path in Path(env["CRM_MAIL_DIR"]).rglob("*.eml")
+        if path.name.startswith("wang.fang@example.com")
+    ]
+    body = eml.get_body(preferencelist=("plain",)).get_content()
+    assert "(C001)" in body and "(C003)" not in body
+    assert "1 more alert, ranked lower, is not listed here" in body
+    assert (
+        "digest to wang.fang@example.com listed 1 of 2 pending alerts "
+        "(alerts.max_alerts_per_digest); 1 wait for the next run"
+    ) in err
