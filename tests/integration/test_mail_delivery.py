@@ -333,6 +333,22 @@ def test_a_digest_above_the_relays_size_limit_waits_and_the_others_go(con, tmp_p
     assert report.held_back == 3 - cap
 
 
+def test_a_relay_that_takes_no_single_alert_is_told_apart_from_one_a_cap_would_satisfy(
+    con, tmp_path
+) -> None:
+    """Below the size of a one-alert digest no cap helps: the reason says so instead of
+    suggesting a cap of 0, which the rules file would refuse anyway."""
+    add_alerts(con, [risk("C3", 55)])
+    limit = smtp_sizes(con)["li@example.com"] // 2
+    with SmtpTestServer(data_size_limit=limit) as server:
+        report = run(con, server.settings(SENDER), tmp_path)
+        assert server.messages == []
+    [line] = report.undelivered()
+    assert f"above the relay's SIZE limit of {limit:,} bytes" in line
+    assert "a digest of one alert is already above it, so raise the relay's limit" in line
+    assert "max_alerts_per_digest" not in line
+
+
 def test_a_digest_cap_lists_the_highest_scores_and_the_rest_follow_next_run(
     con, smtp_server, tmp_path
 ) -> None:
