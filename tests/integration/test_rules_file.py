@@ -23,15 +23,22 @@ def run(env: dict[str, str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-def test_custom_rules_retune_value_tiers_and_lifecycle_windows(tmp_path, capsys):
+def run_with_rules(tmp_path: Path, capsys, text: str) -> tuple[dict[str, str], Path, int, str]:
+    """The test world's whole job with CRM_RULES pointing at a file holding `text`."""
     env = build_world(tmp_path)
-    rules = tmp_path / "bank.yaml"
-    rules.write_text(
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(text, encoding="utf-8")
+    code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
+    return env, rules, code, err
+
+
+def test_custom_rules_retune_value_tiers_and_lifecycle_windows(tmp_path, capsys):
+    env, _, code, err = run_with_rules(
+        tmp_path,
+        capsys,
         "segments:\n  value_tier: {high_share: 0.5, medium_share: 0.5}\n"
         "lifecycle:\n  new_customer_days: 400\n",
-        encoding="utf-8",
     )
-    code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
     assert code == 0, err
     with duckdb.connect(f"{env['CRM_PUBLISH_DIR']}/analytics.duckdb", read_only=True) as con:
         tiers = dict(
@@ -55,10 +62,9 @@ def test_custom_rules_retune_value_tiers_and_lifecycle_windows(tmp_path, capsys)
 
 
 def test_a_typo_in_the_rules_file_stops_the_run_naming_the_key(tmp_path, capsys):
-    env = build_world(tmp_path)
-    rules = tmp_path / "typo.yaml"
-    rules.write_text("segments:\n  value_tierr: {high_share: 0.1}\n", encoding="utf-8")
-    code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
+    _, rules, code, err = run_with_rules(
+        tmp_path, capsys, "segments:\n  value_tierr: {high_share: 0.1}\n"
+    )
     assert code == 1
     last = err.strip().splitlines()[-1]
     assert "value_tierr" in last and str(rules) in last
@@ -66,12 +72,9 @@ def test_a_typo_in_the_rules_file_stops_the_run_naming_the_key(tmp_path, capsys)
 
 
 def test_thresholds_out_of_order_are_refused(tmp_path, capsys):
-    env = build_world(tmp_path)
-    rules = tmp_path / "order.yaml"
-    rules.write_text(
-        "segments:\n  value_tier: {high_share: 0.6, medium_share: 0.5}\n", encoding="utf-8"
+    _, _, code, err = run_with_rules(
+        tmp_path, capsys, "segments:\n  value_tier: {high_share: 0.6, medium_share: 0.5}\n"
     )
-    code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
     assert code == 1
     assert "high_share must not exceed medium_share" in err.strip().splitlines()[-1]
 
@@ -119,14 +122,12 @@ def test_a_digest_cap_in_the_rules_file_holds_the_rest_for_the_next_run(tmp_path
     in this world), the pool address set to C001's owner so both reach one inbox, and a cap of 1.
     The email lists C001 and says one more waits; C003 stays pending, unattempted, and the run's
     log names the digest that was capped."""
-    env = build_world(tmp_path)
-    rules = tmp_path / "cap.yaml"
-    rules.write_text(
+    env, _, code, err = run_with_rules(
+        tmp_path,
+        capsys,
         "alerts:\n  candidate_levels: [high, medium, low]\n"
         "  pool_address: wang.fang@example.com\n  max_alerts_per_digest: 1\n",
-        encoding="utf-8",
     )
-    code, err = run({**env, "CRM_RULES": str(rules)}, capsys)
     assert code == 0, err
     with duckdb.connect(env["CRM_WAREHOUSE"], read_only=True) as con:
         alerts = {
