@@ -146,12 +146,14 @@ class DeliveryError(Exception):
         transient: bool,
         unreachable: bool = False,
         size_limit: int | None = None,
+        message_size: int | None = None,
     ) -> None:
         super().__init__(message)
         self.transient = transient
         self.unreachable = unreachable
         # The relay's announced SIZE when it refused the message for being larger.
         self.size_limit = size_limit
+        self.message_size = message_size  # its bytes on the wire, measured then
 
 
 def _is_missing(value: object) -> bool:
@@ -417,12 +419,13 @@ def send_smtp(
                 client.login(smtp.user, smtp.password or "")
             return client.send_message(message, from_addr=smtp.sender, to_addrs=recipients)
     except (OSError, smtplib.SMTPException) as exc:
-        detail, size_limit = _size_detail(exc, message, client)
+        detail, size_limit, size = _size_detail(exc, message, client)
         raise DeliveryError(
             _scrub(_describe(exc) + detail, smtp),
             transient=_is_transient(exc),
             unreachable=_is_unreachable(exc),
             size_limit=size_limit,
+            message_size=size,
         ) from None
 
 
@@ -433,30 +436,39 @@ def _wire_size(message: EmailMessage) -> int:
 
 def _size_detail(
     exc: BaseException, message: EmailMessage, client: smtplib.SMTP | None
-) -> tuple[str, int | None]:
-    """For a refusal because the digest is larger than the relay takes: the two sizes, and the
-    relay's limit when the message is above it (else None).
+) -> tuple[str, int | None, int | None]:
+    """For a refusal because the digest is larger than the relay takes: the two sizes, the
+    relay's limit when the message is above it (else None), and the message's size when
+    measured (so the advice does not serialize a 30 MB digest again).
 
     A relay announces its limit as SIZE in its EHLO reply (Postfix: message_size_limit, 10 MB by
     default) and refuses a larger message with 552. The bare reply does not tell the operator that
     the digest, not the relay, is unusual: a first run on years of history can make digests of
     tens of MB (docs/performance.md, "First-day digest size")."""
     if not isinstance(exc, smtplib.SMTPResponseException) or exc.smtp_code != 552:
-        return "", None
+        return "", None, None
     size = _wire_size(message)
     announced = client.esmtp_features.get("size", "") if client is not None else ""
     limit = int(announced) if announced.isdigit() and int(announced) > 0 else None
     if limit is None:
-        return f" (the digest is {size:,} bytes)", None
+        return f" (the digest is {size:,} bytes)", None, size
     if size <= limit:
-        return "", None
+        return "", None, size
     return (
         f" (the digest is {size:,} bytes, above the relay's SIZE limit of {limit:,} bytes)",
         limit,
+        size,
     )
 
 
-def alerts_that_fit(digest: Digest, sender: str, as_of: date, rules: Rules, limit: int) -> int:
+def alerts_that_fit(
+    digest: Digest,
+    sender: str,
+    as_of: date,
+    rules: Rules,
+    limit: int,
+    full_size: int | None = None,
+) -> int:
     """How many of the digest's alerts (highest scores first) fit under `limit` bytes on the wire.
 
     Why estimate, then check, and not search: a first day's digest can hold 20k alerts in 30 MB.
@@ -464,7 +476,7 @@ def alerts_that_fit(digest: Digest, sender: str, as_of: date, rules: Rules, limi
     alerts wait" note) gives the fixed part and the full one the average line. The highest
     scores tend to carry more reasons than the average, so the estimate is then rendered and
     lowered until it fits: the number suggested to the operator is one that goes through.
-    0: not even one alert fits."""
+    0: not even one alert fits. `full_size`: the whole digest's bytes, when already measured."""
     total = len(digest.alerts)
 
     def size(count: int) -> int:
@@ -478,7 +490,8 @@ def alerts_that_fit(digest: Digest, sender: str, as_of: date, rules: Rules, limi
         return 0
     if total == 1:
         return 1
-    per_alert = (size(total) - fixed_and_one) / (total - 1)
+    full = full_size if full_size is not None else size(total)
+    per_alert = (full - fixed_and_one) / (total - 1)
     fit = min(total - 1, 1 + int((limit - fixed_and_one) / per_alert))
     while fit > 1 and (measured := size(fit)) > limit:
         over_per_alert = (measured - fixed_and_one) / (fit - 1)
@@ -604,7 +617,9 @@ def deliver(
                 unreachable_error = str(exc)
             error = str(exc)
             if exc.size_limit is not None:
-                fit = alerts_that_fit(digest, smtp.sender, as_of, rules, exc.size_limit)
+                fit = alerts_that_fit(
+                    digest, smtp.sender, as_of, rules, exc.size_limit, exc.message_size
+                )
                 error += _size_advice(fit)
             report.failed += _record_failure(con, digest, error, rules, run_id, result)
         else:
