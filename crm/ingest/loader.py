@@ -525,7 +525,8 @@ class Loader:
                 )
         # Two copies of 10M rows do not fit in the memory limit together: dropped here, the
         # steps below ran about twice as fast on a first load at 1M customers (duplicate check
-        # of orders + payments 13.7 → 3.8 s, their raw inserts 39 → 22 s; docs/performance.md).
+        # of orders + payments 13.7 → 3.8 s, their raw inserts 39 → 22 s; session 10 in
+        # docs/performance-history.md).
         con.execute("DROP TABLE _incoming")
         con.execute("BEGIN TRANSACTION")
         # Latest version already held (loaded or waiting as orphan), then lag over the union:
