@@ -57,6 +57,20 @@ STEP_ORDER = (
 )
 
 
+@dataclass(frozen=True)
+class PeakSplit:
+    """The moment a run's process tree held the most memory, split by process.
+
+    Why: the 4 GiB target is on the whole tree, and during `dbt_models` the tree is two
+    processes, the job waiting and the dbt CLI it started. Which one grew decides the remedy (the
+    dbt budget in profiles.yml, or the job's own heap), so the report says it for every run."""
+
+    total_mib: float
+    job_mib: float  # the measured process: Dagster and every in-process step
+    children_mib: float  # its descendants: the dbt CLI during `dbt_models`
+    step: str  # the step running at that moment ("" between steps)
+
+
 @dataclass
 class RunResult:
     size: str
@@ -68,6 +82,7 @@ class RunResult:
     steps: dict[str, float] = field(default_factory=dict)
     step_rows: dict[str, int] = field(default_factory=dict)
     step_peak_mib: dict[str, float] = field(default_factory=dict)
+    peak: PeakSplit | None = None
     dbt_models: list[tuple[str, float]] = field(default_factory=list)
     floor_seconds: float | None = None
     error: str = ""
@@ -189,8 +204,9 @@ def remove_new_day(size: str) -> None:
 # ---------------------------------------------------------------------------- measuring a run
 
 
-def _tree_rss_kib(root_pid: int) -> int:
-    """Resident memory of a process and all its descendants (the job and the dbt CLI)."""
+def _rss_kib(root_pid: int) -> tuple[int, int]:
+    """Resident memory of a process with all its descendants (the job and the dbt CLI), and of
+    the process alone."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -209,7 +225,19 @@ def _tree_rss_kib(root_pid: int) -> int:
         pid = stack.pop()
         total += rss.get(pid, 0)
         stack.extend(children.get(pid, []))
-    return total
+    return total, rss.get(root_pid, 0)
+
+
+def peak_split(
+    samples: list[tuple[float, int, int]], steps: dict[str, tuple[float, float]]
+) -> PeakSplit | None:
+    """The sample with the largest tree RSS, split into the job and its children, and the step
+    whose [start, end] holds it. `samples` are (epoch seconds, tree KiB, job KiB)."""
+    if not samples:
+        return None
+    when, tree, job = max(samples, key=lambda s: s[1])
+    step = next((name for name, (a, b) in steps.items() if a <= when <= b), "")
+    return PeakSplit(tree / 1024, job / 1024, (tree - job) / 1024, step)
 
 
 def run_job(size: str, kind: str, as_of: str) -> RunResult:
@@ -237,23 +265,26 @@ def run_job(size: str, kind: str, as_of: str) -> RunResult:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    samples: list[tuple[float, int]] = []  # (epoch seconds, tree RSS KiB)
+    samples: list[tuple[float, int, int]] = []  # (epoch seconds, tree RSS KiB, job RSS KiB)
     while child.poll() is None:
-        samples.append((time.time(), _tree_rss_kib(child.pid)))
+        samples.append((time.time(), *_rss_kib(child.pid)))
         time.sleep(RSS_POLL_SECONDS)
     wall = time.perf_counter() - started
     log.close()
-    peak = max((rss for _, rss in samples), default=0)
+    peak = max((tree for _, tree, _ in samples), default=0)
     result = RunResult(size, kind, as_of, child.returncode == 0, wall, peak / 1024)
     result.dbt_models = _dbt_node_times(Path(log.name))
+    spans: dict[str, tuple[float, float]] = {}
     if report.exists():
         data = json.loads(report.read_text())
-        result.steps = {k: end - start for k, (start, end) in data["steps"].items()}
+        spans = {k: (start, end) for k, (start, end) in data["steps"].items()}
+        result.steps = {k: end - start for k, (start, end) in spans.items()}
         result.step_rows = data["step_rows"]
         result.error = data.get("error", "")
-        for step, (start, end) in data["steps"].items():
-            inside = [rss for t, rss in samples if start <= t <= end]
+        for step, (start, end) in spans.items():
+            inside = [tree for t, tree, _ in samples if start <= t <= end]
             result.step_peak_mib[step] = max(inside, default=0) / 1024
+    result.peak = peak_split(samples, spans)
     return result
 
 
@@ -417,6 +448,14 @@ def markdown(results: list[RunResult], volumes: dict[str, dict[str, int]]) -> st
             f"| {r.size} | {r.kind} | {r.as_of} | {'yes' if r.ok else 'NO'} | {r.wall_seconds:.1f} "
             f"| {r.peak_rss_mib:,.0f} | {floor} | {ratio} |"
         )
+    lines += ["", "Memory at each run's peak (the job process, and its children: the dbt CLI):", ""]
+    for r in results:
+        if r.peak is not None:
+            where = f"in {r.peak.step}" if r.peak.step else "between steps"
+            lines.append(
+                f"- {r.size} {r.kind}: {r.peak.total_mib:,.0f} MiB {where} = job "
+                f"{r.peak.job_mib:,.0f} MiB + children {r.peak.children_mib:,.0f} MiB"
+            )
     lines += ["", "Source volumes:", ""]
     for size, counts in volumes.items():
         lines.append(f"- {size}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
