@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.lower_bound import LowerBound, report_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"
 DATA_DIR = BENCH_DIR / "data"
 RESULTS_DIR = BENCH_DIR / "results"
-FLOOR_SQL = BENCH_DIR / "floor.sql"
 DBT_NODE_LINE = re.compile(
     r"\d+ of \d+ (?:OK created sql \w+ model|PASS|OK|WARN) ([\w.:]+).*?in ([\d.]+)s\]"
 )
@@ -85,6 +86,7 @@ class RunResult:
     peak: PeakSplit | None = None
     dbt_models: list[tuple[str, float]] = field(default_factory=list)
     floor_seconds: float | None = None
+    lower_bound: LowerBound | None = None  # measured after a full run
     error: str = ""
 
 
@@ -377,23 +379,30 @@ def _step_columns(results: list[RunResult]) -> list[str]:
     return seen
 
 
-def run_floor(size: str) -> float | None:
-    """Hand-written SQL for the profile measures on the run's raw tables, in a read-only session."""
-    import duckdb
+def run_lower_bound(size: str, as_of: str) -> LowerBound | None:
+    """Read, write once and the floor on the full run's data, in a process of its own.
 
-    warehouse = data_paths(size)["run"] / "warehouse.duckdb"
-    if not warehouse.exists():
+    A process of its own, so that the CPU time it reports is these parts' alone."""
+    paths = data_paths(size)
+    if not (paths["run"] / "warehouse.duckdb").exists():
         return None
-    sql = FLOOR_SQL.read_text(encoding="utf-8")
-    as_of = os.environ.get("BENCH_AS_OF", DEFAULT_AS_OF)
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        con.execute("SET memory_limit = '4GB'")
-        started = time.perf_counter()
-        con.execute(sql.replace("{{as_of}}", as_of)).fetchall()
-        return time.perf_counter() - started
-    finally:
-        con.close()
+    out = paths["run"] / "lower_bound.json"
+    out.unlink(missing_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.lower_bound",
+        str(paths["run"]),
+        str(paths["landing"]),
+        str(paths["db"]),
+        as_of,
+        str(out),
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"[{size}] lower bound failed:\n{done.stderr[-2000:]}", file=sys.stderr, flush=True)
+        return None
+    return LowerBound.from_json(json.loads(out.read_text(encoding="utf-8")))
 
 
 # ---------------------------------------------------------------------------- report
@@ -456,6 +465,9 @@ def markdown(results: list[RunResult], volumes: dict[str, dict[str, int]]) -> st
                 f"- {r.size} {r.kind}: {r.peak.total_mib:,.0f} MiB {where} = job "
                 f"{r.peak.job_mib:,.0f} MiB + children {r.peak.children_mib:,.0f} MiB"
             )
+    bounds = {r.size: r.lower_bound for r in results if r.lower_bound is not None}
+    if bounds:
+        lines += ["", *report_lines(bounds)]
     lines += ["", "Source volumes:", ""]
     for size, counts in volumes.items():
         lines.append(f"- {size}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
@@ -503,7 +515,9 @@ def bench_size(size: str, as_of: str, incremental: bool) -> tuple[list[RunResult
     print(f"[{size}] full run ...", flush=True)
     full = run_job(size, "full", as_of)
     if full.ok:
-        full.floor_seconds = run_floor(size)
+        print(f"[{size}] the least any pipeline needs: read, write once, floor ...", flush=True)
+        full.lower_bound = run_lower_bound(size, as_of)
+        full.floor_seconds = full.lower_bound.floor.wall if full.lower_bound else None
     results = [full]
     if incremental and full.ok:
         next_day = (date.fromisoformat(as_of) + timedelta(days=1)).isoformat()
