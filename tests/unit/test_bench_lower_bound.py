@@ -28,21 +28,9 @@ from benchmarks.lower_bound import (
 )
 from benchmarks.run import RunResult, markdown
 from crm.warehouse import connect, ensure_schema
+from tests.reference.domain_reference import ENTITY_COLUMNS  # contract §1, written independently
 
 ROOT = Path(__file__).resolve().parents[2]
-
-# The source columns of contract.md §1, in its order: what a pipeline keeping the rows must write.
-ORDER_COLUMNS = [
-    "order_id",
-    "customer_id",
-    "ordered_at",
-    "amount",
-    "discount_amount",
-    "currency",
-    "status",
-    "channel",
-    "product_category",
-]
 
 
 def test_every_source_row_is_read_once(tmp_path):
@@ -107,7 +95,9 @@ def test_the_rows_are_written_once_with_their_source_columns_and_types(tmp_path)
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'orders' ORDER BY ordinal_position"
         ).fetchall()
-        assert [name for name, _ in columns] == ORDER_COLUMNS  # no load metadata, no row hash
+        assert [name for name, _ in columns] == ENTITY_COLUMNS[
+            "orders"
+        ]  # no load metadata, no row hash
         assert dict(columns)["amount"] == "DECIMAL(18,2)"
         assert dict(columns)["ordered_at"] == "TIMESTAMP"
         assert con.execute("SELECT sum(amount) FROM orders").fetchone()[0] == Decimal("110.49")
@@ -140,6 +130,7 @@ def test_the_child_reports_its_figures_and_leaves_no_written_file(tmp_path):
     bound = LowerBound.from_json(json.loads(out.read_text(encoding="utf-8")))
     assert (bound.read.rows, bound.write.rows) == (2, 3)
     assert bound.floor.wall > 0
+    assert bound.floor.rows == 1  # the one customer created before as_of
     assert bound.cores == os.cpu_count()
     assert sorted(p.name for p in tmp_path.iterdir() if "once" in p.name) == []
 
